@@ -1,0 +1,65 @@
+# xstream — see README.md. `make demo` and `make test` are the two commands
+# a fresh machine needs.
+
+GO      ?= go
+BIN     ?= bin
+CMDS    := $(notdir $(wildcard cmd/*))
+PREFIX  ?= /usr/local
+FUZZTIME ?= 10s
+# Packages whose tests also run as 386 (native) and s390x (big-endian,
+# under qemu-user-static).
+CROSS_PKGS := ./lib/...
+
+.PHONY: all build test test-unit test-cross bench fuzz cross install demo clean vet
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+# The one test command: unit and end-to-end tests on amd64, then the
+# format libraries on 386 and on big-endian s390x.
+test: vet test-unit test-cross
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+test-cross:
+	GOARCH=386 $(GO) test -count=1 $(CROSS_PKGS)
+	@if command -v qemu-s390x-static >/dev/null 2>&1; then \
+		echo "GOARCH=s390x go test $(CROSS_PKGS) (big-endian, under qemu-s390x-static)"; \
+		GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(CROSS_PKGS); \
+	else \
+		echo "SKIP: s390x tests: qemu-user-static is not installed (.ci/run installs it)"; \
+		if [ -n "$$CI" ]; then echo "CI must run the s390x tests"; exit 1; fi; \
+	fi
+
+bench: build
+	$(GO) run ./tests/bench
+
+# A short run of every fuzz target.
+fuzz:
+	@for pkg in $$($(GO) list ./lib/...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+cross:
+	@mkdir -p $(BIN)/386 $(BIN)/s390x
+	CGO_ENABLED=0 GOARCH=386 $(GO) build -o $(BIN)/386/ ./cmd/...
+	CGO_ENABLED=0 GOARCH=s390x $(GO) build -o $(BIN)/s390x/ ./cmd/...
+
+install:
+	$(GO) build -o $(DESTDIR)$(PREFIX)/bin/ ./cmd/...
+
+demo: build
+	@sh tests/demo.sh $(BIN)
+
+clean:
+	rm -rf $(BIN)

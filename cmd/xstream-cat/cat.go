@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/xstream/xstream/lib/digest"
+	"github.com/xstream/xstream/lib/inspect"
+	"github.com/xstream/xstream/lib/sniff"
+)
+
+type options struct {
+	input  string
+	json   bool
+	verify bool
+	stats  bool
+	digest bool
+	quiet  bool
+}
+
+// run reads the stream in r and writes the requested report to w.
+func run(opts options, r io.Reader, w io.Writer) error {
+	out := bufio.NewWriterSize(w, 64<<10)
+	err := walk(opts, r, out)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func walk(opts options, r io.Reader, out *bufio.Writer) error {
+	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: opts.verify})
+	if err != nil {
+		return err
+	}
+	list := !opts.verify && !opts.stats && !opts.digest
+	var (
+		st    *inspect.Stats
+		dg    *digest.Digester
+		enc   = json.NewEncoder(out)
+		count int
+		layer = map[sniff.Layer]bool{}
+	)
+	if opts.stats {
+		st = inspect.NewStats(wk.Info().String())
+	}
+	if opts.digest {
+		dg = digest.New()
+	}
+	for {
+		it, err := wk.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		count++
+		layer[it.Layer] = true
+		if list {
+			if err := printItem(opts, it, out, enc); err != nil {
+				return err
+			}
+		}
+		if st != nil {
+			if err := st.Add(it); err != nil {
+				return err
+			}
+		}
+		if dg != nil {
+			if err := dg.Add(it); err != nil {
+				return err
+			}
+		}
+	}
+	if st != nil {
+		st.Finish()
+		if opts.json {
+			if err := enc.Encode(st); err != nil {
+				return err
+			}
+		} else {
+			printStats(st, out)
+		}
+	}
+	if dg != nil {
+		if opts.json {
+			if err := enc.Encode(map[string]any{"digest": dg.Sum(), "pages": dg.Pages()}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(out, "%s\n", dg.Sum())
+		}
+	}
+	if opts.verify && !opts.quiet {
+		framing := ""
+		for _, l := range []sniff.Layer{sniff.LayerXL, sniff.LayerLibxl, sniff.LayerLibxc, sniff.LayerQemu} {
+			if layer[l] {
+				if framing != "" {
+					framing += "+"
+				}
+				framing += string(l)
+			}
+		}
+		if opts.json {
+			return enc.Encode(map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset()})
+		}
+		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets\n", framing, count, wk.Offset())
+	}
+	return nil
+}
+
+func printItem(opts options, it *sniff.Item, out *bufio.Writer, enc *json.Encoder) error {
+	if opts.json {
+		obj := inspect.Fields(it)
+		obj["offset"] = it.Offset
+		obj["layer"] = it.Layer
+		obj["index"] = it.Index
+		obj["type"] = it.Name()
+		obj["length"] = it.Length()
+		obj["size"] = it.Size
+		return enc.Encode(obj)
+	}
+	idx := "-"
+	if it.Index >= 0 {
+		idx = fmt.Sprint(it.Index)
+	}
+	_, err := fmt.Fprintf(out, "%#010x %-5s %5s %-24s %9d  %s\n", it.Offset, it.Layer, idx, it.Name(), it.Length(), inspect.Summary(it))
+	return err
+}
+
+func printStats(st *inspect.Stats, out *bufio.Writer) {
+	fmt.Fprintf(out, "format:          %s\n", st.Format)
+	if st.DomainType != "" {
+		fmt.Fprintf(out, "domain type:     %s\n", st.DomainType)
+	}
+	fmt.Fprintf(out, "stream size:     %d octets\n", st.Bytes)
+	fmt.Fprintf(out, "records:\n")
+	for _, r := range st.Records {
+		fmt.Fprintf(out, "  %-5s %-24s %8d  %14d octets\n", r.Layer, r.Type, r.Count, r.Bytes)
+	}
+	fmt.Fprintf(out, "pages by type:\n")
+	for _, t := range sortedKeys(st.PageTypes) {
+		fmt.Fprintf(out, "  %-8s %10d\n", t, st.PageTypes[t])
+	}
+	fmt.Fprintf(out, "pages with data: %d\n", st.PagesWithData)
+	fmt.Fprintf(out, "zero pages:      %d\n", st.ZeroPages)
+	fmt.Fprintf(out, "distinct pfns:   %d\n", st.DistinctPFNs)
+	fmt.Fprintf(out, "resent pages:    %d\n", st.ResentPages)
+	fmt.Fprintf(out, "memory:          %d octets (%.1f MiB)\n", st.MemoryBytes, float64(st.MemoryBytes)/(1<<20))
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}

@@ -1,0 +1,231 @@
+// Package digest computes the content digest of a domain: a SHA-256 over
+// its pages by pfn and its state records in a canonical order, so that two
+// streams of the same domain give the same digest whatever their batching,
+// record order, byte order or framing (xl, libxl, libxc). docs/FORMAT.md
+// specifies it; the summary:
+//
+//   - pages: the last PAGE_DATA entry of each pfn wins (live migration
+//     resends dirty pages); pages sent after a VERIFY record are checks,
+//     not content, and are ignored; an XTAB entry removes the pfn; XALLOC
+//     and BROKEN keep the pfn with their type and no content.
+//   - state: X86_PV_INFO, X86_PV_P2M_FRAMES, the four PV vCPU records (per
+//     vCPU id), SHARED_INFO, X86_TSC_INFO, HVM_CONTEXT, HVM_PARAMS, the CPU
+//     policies, and libxl's emulator records (per emulator id and index;
+//     the legacy qemu tail counts as emulator 0 index 0). The last of each
+//     wins; typed fields are re-encoded little-endian; records with no
+//     content (erratum 1 of the libxc spec) are skipped.
+//   - not included: signalling records, optional records (extensions such
+//     as checksums), TOOLSTACK, the Xen version, the xl config.
+package digest
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sort"
+
+	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
+)
+
+// Version is the digest format; it prefixes the printed digest.
+const Version = "xsd1"
+
+// chunkPFNs is the number of pfns one table chunk covers.
+const chunkShift = 6
+const chunkPFNs = 1 << chunkShift
+
+// MaxChunks caps the pfn table: 2^18 chunks of 64 pfns cover 16 Mi pfns
+// (a 64 GiB domain) at about 1.1 KiB per chunk.
+const MaxChunks = 1 << 18
+
+type chunk struct {
+	present uint64 // bit i: pfn base+i has an entry
+	types   [chunkPFNs]stream.PageType
+	hashes  [chunkPFNs][16]byte
+}
+
+type stateKey struct {
+	layer uint8 // 0 libxc, 1 libxl
+	typ   uint32
+	sub   uint64
+}
+
+// Digester accumulates a domain's content from stream items.
+type Digester struct {
+	domType stream.DomainType
+	chunks  map[uint64]*chunk
+	state   map[stateKey][32]byte
+	verify  bool // VERIFY seen: page data is no longer content
+	page    stream.PageData
+	norm    []byte
+}
+
+// New returns an empty Digester.
+func New() *Digester {
+	return &Digester{chunks: map[uint64]*chunk{}, state: map[stateKey][32]byte{}}
+}
+
+// ErrTooLarge is returned when the pfn table would exceed MaxChunks.
+var ErrTooLarge = errors.New("digest: too many distinct pfns (more than a 64 GiB domain, or pfns scattered by a hostile stream)")
+
+// Add takes one item of a walked stream.
+func (d *Digester) Add(it *sniff.Item) error {
+	switch it.Kind {
+	case sniff.LibxcHeaders:
+		d.domType = it.Domain.Type
+		d.verify = false
+	case sniff.LibxcRecord:
+		return d.libxc(it.Libxc, it.Order)
+	case sniff.LibxlRecord:
+		r := it.Libxl
+		if r.Type == libxl.RecEmulatorContext || r.Type == libxl.RecEmulatorXenstoreData {
+			id, idx, data, err := r.Emulator(it.Order)
+			if err != nil {
+				return err
+			}
+			d.setState(stateKey{1, uint32(r.Type), uint64(id)<<32 | uint64(idx)}, data)
+		}
+	case sniff.QemuTail:
+		d.setState(stateKey{1, uint32(libxl.RecEmulatorContext), 0}, it.Qemu)
+	}
+	return nil
+}
+
+func (d *Digester) setState(k stateKey, body []byte) {
+	d.state[k] = sha256.Sum256(body)
+}
+
+func (d *Digester) libxc(rec *stream.Record, order stream.ByteOrder) error {
+	switch rec.Type {
+	case stream.RecVerify:
+		d.verify = true
+		return nil
+	case stream.RecPageData:
+		if d.verify {
+			return nil
+		}
+		return d.pages(rec.Body, order)
+	case stream.RecX86PVInfo, stream.RecX86PVP2MFrames, stream.RecSharedInfo, stream.RecX86TSCInfo,
+		stream.RecHVMContext, stream.RecHVMParams, stream.RecX86CPUIDPolicy, stream.RecX86MSRPolicy,
+		stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
+	default:
+		return nil
+	}
+	b, err := stream.Decode(rec.Type, rec.Body, order)
+	if err != nil {
+		return err
+	}
+	var sub uint64
+	switch v := b.(type) {
+	case *stream.X86PVVCPU:
+		if len(v.Context) == 0 {
+			return nil
+		}
+		sub = uint64(v.VCPUID)
+	case *stream.HVMParams:
+		if len(v.Params) == 0 {
+			return nil
+		}
+	}
+	d.norm = b.AppendBody(d.norm[:0], binary.LittleEndian)
+	d.setState(stateKey{0, uint32(rec.Type), sub}, d.norm)
+	return nil
+}
+
+func (d *Digester) pages(body []byte, order stream.ByteOrder) error {
+	if err := d.page.Decode(body, order); err != nil {
+		return err
+	}
+	data := d.page.Data
+	for _, w := range d.page.PFNs {
+		pfn, t, _ := stream.SplitPFNWord(w)
+		ci, bit := pfn>>chunkShift, pfn&(chunkPFNs-1)
+		c := d.chunks[ci]
+		if t == stream.PageXTab {
+			if c != nil {
+				c.present &^= 1 << bit
+			}
+			continue
+		}
+		if c == nil {
+			if len(d.chunks) >= MaxChunks {
+				return ErrTooLarge
+			}
+			c = new(chunk)
+			d.chunks[ci] = c
+		}
+		c.present |= 1 << bit
+		c.types[bit] = t
+		if t.HasData() {
+			sum := sha256.Sum256(data[:stream.PageSize])
+			copy(c.hashes[bit][:], sum[:16])
+			data = data[stream.PageSize:]
+		} else {
+			c.hashes[bit] = [16]byte{}
+		}
+	}
+	return nil
+}
+
+// Pages returns the number of pfns with an entry.
+func (d *Digester) Pages() int {
+	n := 0
+	for _, c := range d.chunks {
+		n += bits.OnesCount64(c.present)
+	}
+	return n
+}
+
+// Sum returns the digest as "xsd1:" and 64 hex digits.
+func (d *Digester) Sum() string {
+	h := sha256.New()
+	var b []byte
+	b = append(b, "xstream domain digest v1\x00"...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(d.domType))
+	keys := make([]stateKey, 0, len(d.state))
+	for k := range d.state {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, c := keys[i], keys[j]
+		if a.layer != c.layer {
+			return a.layer < c.layer
+		}
+		if a.typ != c.typ {
+			return a.typ < c.typ
+		}
+		return a.sub < c.sub
+	})
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(keys)))
+	for _, k := range keys {
+		s := d.state[k]
+		b = append(b, k.layer)
+		b = binary.LittleEndian.AppendUint32(b, k.typ)
+		b = binary.LittleEndian.AppendUint64(b, k.sub)
+		b = append(b, s[:]...)
+	}
+	h.Write(b)
+	cis := make([]uint64, 0, len(d.chunks))
+	for ci := range d.chunks {
+		cis = append(cis, ci)
+	}
+	sort.Slice(cis, func(i, j int) bool { return cis[i] < cis[j] })
+	b = binary.LittleEndian.AppendUint64(b[:0], uint64(d.Pages()))
+	h.Write(b)
+	for _, ci := range cis {
+		c := d.chunks[ci]
+		for p := c.present; p != 0; p &= p - 1 {
+			i := bits.TrailingZeros64(p)
+			b = binary.LittleEndian.AppendUint64(b[:0], ci<<chunkShift|uint64(i))
+			b = append(b, byte(c.types[i]))
+			b = append(b, c.hashes[i][:]...)
+			h.Write(b)
+		}
+	}
+	return fmt.Sprintf("%s:%s", Version, hex.EncodeToString(h.Sum(nil)))
+}

@@ -1,0 +1,134 @@
+// Package sniff tells, from the first octets of an input, which of the
+// formats xstream reads it is, and walks every layer of it (xl header,
+// libxl records, the libxc stream inside) as one sequence of items.
+//
+// Detection happens once, at the edge: Detect peeks and hands back a
+// reader that still starts at octet 0.
+package sniff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
+)
+
+// Kind is a recognised input format.
+type Kind int
+
+// Input kinds. Legacy and compressed inputs are recognised so that the
+// tools can say what they are; reading them is for their own packages.
+const (
+	Unknown Kind = iota
+	XL           // xl save-file header (followed by libxl v2 or libxc)
+	Libxl        // libxl v2 stream
+	Libxc        // libxc v2/v3 stream
+	Legacy       // pre-v2 libxc stream (no marker)
+	Zstd         // zstd frame
+	LZ4          // lz4 frame
+	Gzip
+	Empty // no input at all
+)
+
+func (k Kind) String() string {
+	switch k {
+	case XL:
+		return "xl"
+	case Libxl:
+		return "libxl"
+	case Libxc:
+		return "libxc"
+	case Legacy:
+		return "legacy"
+	case Zstd:
+		return "zstd"
+	case LZ4:
+		return "lz4"
+	case Gzip:
+		return "gzip"
+	case Empty:
+		return "empty"
+	}
+	return "unknown"
+}
+
+// Info is what one look at the first octets tells.
+type Info struct {
+	Kind Kind
+	// Version is the libxc image version (Libxc) or 2 (Libxl).
+	Version uint32
+	// BigEndian reports the declared byte order (XL, Libxl, Libxc).
+	BigEndian bool
+}
+
+func (i Info) String() string {
+	s := i.Kind.String()
+	if i.Kind == Libxc {
+		s += fmt.Sprintf(" v%d", i.Version)
+	}
+	if i.Kind == XL || i.Kind == Libxl || i.Kind == Libxc {
+		if i.BigEndian {
+			s += " big-endian"
+		} else {
+			s += " little-endian"
+		}
+	}
+	return s
+}
+
+// peekSize is how many octets Detect looks at.
+const peekSize = 48
+
+var (
+	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	lz4Magic  = []byte{0x04, 0x22, 0x4D, 0x18}
+	gzipMagic = []byte{0x1F, 0x8B}
+	libxcHead = []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 'X', 'E', 'N', 'F'}
+)
+
+// Identify classifies the octets b, the start of an input.
+func Identify(b []byte) Info {
+	switch {
+	case len(b) == 0:
+		return Info{Kind: Empty}
+	case xl.HasMagic(b) && len(b) >= len(xl.Magic):
+		info := Info{Kind: XL}
+		if len(b) >= 36 && binary.BigEndian.Uint32(b[32:]) == xl.ByteOrderValue {
+			info.BigEndian = true
+		}
+		return info
+	case len(b) >= libxl.HeaderSize && binary.BigEndian.Uint64(b) == libxl.Ident:
+		return Info{Kind: Libxl, Version: binary.BigEndian.Uint32(b[8:]),
+			BigEndian: binary.BigEndian.Uint32(b[12:])&libxl.OptionBigEndian != 0}
+	case len(b) >= 18 && bytes.HasPrefix(b, libxcHead):
+		return Info{Kind: Libxc, Version: binary.BigEndian.Uint32(b[12:]),
+			BigEndian: binary.BigEndian.Uint16(b[16:])&stream.OptionBigEndian != 0}
+	case bytes.HasPrefix(b, zstdMagic):
+		return Info{Kind: Zstd}
+	case bytes.HasPrefix(b, lz4Magic):
+		return Info{Kind: LZ4}
+	case bytes.HasPrefix(b, gzipMagic):
+		return Info{Kind: Gzip}
+	case len(b) >= 8 && !bytes.Equal(b[:8], libxcHead[:8]):
+		// The libxc spec: a legacy image has one or more zero bits in
+		// its first 8 octets. Whether it really is one is for the
+		// legacy reader to confirm.
+		return Info{Kind: Legacy}
+	}
+	return Info{Kind: Unknown}
+}
+
+// Detect peeks at the start of r and returns what it is and a Source that
+// still starts at octet 0.
+func Detect(r io.Reader) (Info, *stream.Source, error) {
+	src := stream.NewSource(r, 0)
+	b, err := src.Peek(peekSize)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && len(b) == 0 {
+		return Info{}, src, err
+	}
+	return Identify(b), src, nil
+}

@@ -1,0 +1,227 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// Record is one record as read from a stream. Body and Padding alias the
+// Reader's buffer and are valid only until the next call to Next.
+type Record struct {
+	Type    RecordType
+	Body    []byte // body_length octets
+	Padding []byte // the 0 to 7 padding octets as found on the wire
+	Offset  int64  // byte offset of the record header
+	Index   int    // ordinal of the record in the stream, from 0
+
+	// Implied is set on the STATIC_DATA_END record a Reader infers for a
+	// version 2 stream. It is not on the wire: a Writer of a version 2
+	// stream drops it, one of a version 3 stream writes it.
+	Implied bool
+}
+
+// WireSize is the number of octets the record occupies in the stream.
+func (r *Record) WireSize() int64 {
+	if r.Implied {
+		return 0
+	}
+	return RecordHeaderSize + int64(len(r.Body)) + int64(len(r.Padding))
+}
+
+// Errorf wraps err with the record's position.
+func (r *Record) Error(err error) *FormatError {
+	return &FormatError{Layer: "libxc", Offset: r.Offset, Index: r.Index, Type: r.Type.String(), Err: err}
+}
+
+// Options tune a Reader. The zero value is the default.
+type Options struct {
+	// BaseOffset is the offset of the stream's first octet, for a stream
+	// that is embedded in another and not read through a shared Source.
+	BaseOffset int64
+	// MaxRecordLength overrides the record length limit (MaxRecordLength
+	// when 0). It can only be lowered.
+	MaxRecordLength int
+}
+
+// Reader reads the records of a libxc stream.
+//
+// If the source is a *Source shared with an outer layer (libxl), the
+// Reader consumes exactly the octets of the libxc stream and no more, so
+// that the outer layer can go on reading after the END record.
+type Reader struct {
+	r      *Source
+	opts   Options
+	err    error // sticky
+	ihdr   ImageHeader
+	dhdr   DomainHeader
+	order  ByteOrder
+	gotHdr bool
+	index  int
+	done   bool // END returned
+
+	staticEnd bool    // STATIC_DATA_END seen or implied
+	pending   *Record // record held back behind an implied STATIC_DATA_END
+	rec       Record
+	buf       []byte
+	hbuf      [ImageHeaderSize]byte
+}
+
+// NewReader returns a Reader of the libxc stream in r.
+func NewReader(r io.Reader, opts *Options) *Reader {
+	rd := &Reader{}
+	if opts != nil {
+		rd.opts = *opts
+	}
+	rd.r = NewSource(r, rd.opts.BaseOffset)
+	if rd.opts.MaxRecordLength <= 0 || rd.opts.MaxRecordLength > MaxRecordLength {
+		rd.opts.MaxRecordLength = MaxRecordLength
+	}
+	return rd
+}
+
+// Offset returns the absolute offset of the next octet the Reader will
+// consume.
+func (r *Reader) Offset() int64 { return r.r.Offset() }
+
+// Headers reads, if not done yet, and returns the image and domain headers.
+func (r *Reader) Headers() (ImageHeader, DomainHeader, error) {
+	if !r.gotHdr && r.err == nil {
+		r.err = r.readHeaders()
+	}
+	return r.ihdr, r.dhdr, r.err
+}
+
+// ByteOrder returns the byte order of the records; valid after Headers.
+func (r *Reader) ByteOrder() ByteOrder { return r.order }
+
+func (r *Reader) readHeaders() error {
+	base := r.Offset()
+	herr := func(name string, off int64, err error) error {
+		return &FormatError{Layer: "libxc", Offset: off, Index: -1, Type: name, Err: err}
+	}
+	if err := r.readFull(r.hbuf[:ImageHeaderSize]); err != nil {
+		return herr("image header", base, err)
+	}
+	ih, err := parseImageHeader(r.hbuf[:])
+	if err != nil {
+		return herr("image header", base, err)
+	}
+	r.ihdr, r.order = ih, ih.ByteOrder()
+	if err := r.readFull(r.hbuf[:DomainHeaderSize]); err != nil {
+		return herr("domain header", base+ImageHeaderSize, err)
+	}
+	dh, err := parseDomainHeader(r.hbuf[:DomainHeaderSize], r.order)
+	if err != nil {
+		return herr("domain header", base+ImageHeaderSize, err)
+	}
+	r.dhdr = dh
+	r.gotHdr = true
+	return nil
+}
+
+// readFull reads len(b) octets, turning a short read into
+// io.ErrUnexpectedEOF.
+func (r *Reader) readFull(b []byte) error {
+	err := r.r.ReadFull(b)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Next returns the next record. After the END record it returns io.EOF.
+// A stream that ends before its END record yields an error wrapping
+// io.ErrUnexpectedEOF. Errors are sticky.
+func (r *Reader) Next() (*Record, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if !r.gotHdr {
+		if _, _, err := r.Headers(); err != nil {
+			return nil, err
+		}
+	}
+	if r.pending != nil {
+		rec := r.pending
+		r.pending = nil
+		return rec, nil
+	}
+	if r.done {
+		return nil, io.EOF
+	}
+	rec, err := r.readRecord()
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	switch rec.Type {
+	case RecEnd:
+		r.done = true
+	case RecStaticDataEnd:
+		r.staticEnd = true
+	case RecPageData, RecX86PVP2MFrames:
+		// Version 2 compatibility (spec "v3 compat with v2", and
+		// xg_sr_restore.c): infer STATIC_DATA_END where the first
+		// memory content begins.
+		if r.ihdr.Version < Version3 && !r.staticEnd {
+			r.staticEnd = true
+			r.pending = rec
+			return &Record{Type: RecStaticDataEnd, Offset: rec.Offset, Index: rec.Index, Implied: true}, nil
+		}
+	}
+	return rec, nil
+}
+
+func (r *Reader) readRecord() (*Record, error) {
+	rec := &r.rec
+	*rec = Record{Offset: r.Offset(), Index: r.index}
+	var h [RecordHeaderSize]byte
+	if err := r.readFull(h[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) && r.Offset() == rec.Offset {
+			err = eofBeforeEnd{}
+		}
+		return nil, &FormatError{Layer: "libxc", Offset: rec.Offset, Index: rec.Index, Type: "record header", Err: err}
+	}
+	rec.Type = RecordType(r.order.Uint32(h[0:]))
+	length := r.order.Uint32(h[4:])
+	if uint64(length) > uint64(r.opts.MaxRecordLength) {
+		hint := ""
+		if r.order == binary.LittleEndian && binary.BigEndian.Uint32(h[4:]) <= uint32(r.opts.MaxRecordLength) {
+			hint = " (it would fit read big-endian: wrong byte order?)"
+		}
+		return nil, rec.Error(overLimit("body length %d exceeds the limit of %d%s", length, r.opts.MaxRecordLength, hint))
+	}
+	padded := int(length+7) &^ 7
+	if cap(r.buf) < padded {
+		r.buf = make([]byte, padded)
+	}
+	b := r.buf[:padded]
+	if err := r.readFull(b); err != nil {
+		return nil, rec.Error(truncated{want: padded, err: err})
+	}
+	rec.Body = b[:length]
+	rec.Padding = b[length:]
+	r.index++
+	return rec, nil
+}
+
+// eofBeforeEnd is the error for a stream that stops cleanly between
+// records but before END.
+type eofBeforeEnd struct{}
+
+func (eofBeforeEnd) Error() string { return "stream ends before its END record" }
+func (eofBeforeEnd) Unwrap() error { return io.ErrUnexpectedEOF }
+
+type truncated struct {
+	want int
+	err  error
+}
+
+func (t truncated) Error() string {
+	if errors.Is(t.err, io.ErrUnexpectedEOF) {
+		return "stream truncated inside the record body"
+	}
+	return t.err.Error()
+}
+func (t truncated) Unwrap() error { return t.err }
