@@ -75,9 +75,9 @@ func (t RecordType) String() string {
 		return names[t]
 	}
 	if t.Optional() {
-		return fmt.Sprintf("OPTIONAL_%#08x", uint32(t))
+		return fmt.Sprintf("OPTIONAL_0x%08x", uint32(t))
 	}
-	return fmt.Sprintf("UNKNOWN_%#08x", uint32(t))
+	return fmt.Sprintf("UNKNOWN_0x%08x", uint32(t))
 }
 
 // Emulator ids of the emulator records' sub-header.

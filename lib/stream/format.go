@@ -141,9 +141,9 @@ func (t RecordType) String() string {
 		return n
 	}
 	if t.Optional() {
-		return fmt.Sprintf("OPTIONAL_%#08x", uint32(t))
+		return fmt.Sprintf("OPTIONAL_0x%08x", uint32(t))
 	}
-	return fmt.Sprintf("UNKNOWN_%#08x", uint32(t))
+	return fmt.Sprintf("UNKNOWN_0x%08x", uint32(t))
 }
 
 // PageType is a XEN_DOMCTL_PFINFO_* value, as carried in bits 60-63 of a

@@ -90,8 +90,12 @@ func parseDomainHeader(b []byte, order ByteOrder) (DomainHeader, error) {
 		XenMinor:  order.Uint32(b[12:]),
 	}
 	if h.Type != DomainX86PV && h.Type != DomainX86HVM {
-		if order.Uint32(b[0:]) != 0 && binary.BigEndian.Uint32(b[0:]) <= 2 && order == binary.LittleEndian {
-			return h, corrupt("unknown domain type %#x (the header says little-endian but the type reads as big-endian)", uint32(h.Type))
+		var other ByteOrder = binary.BigEndian
+		if order == binary.BigEndian {
+			other = binary.LittleEndian
+		}
+		if t := DomainType(other.Uint32(b)); t == DomainX86PV || t == DomainX86HVM {
+			return h, corrupt("domain type %#x, which is %v read in the other byte order: the image header's byte-order bit disagrees with the data", uint32(h.Type), t)
 		}
 		return h, unsupported("unknown domain type %#x", uint32(h.Type))
 	}

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -186,11 +185,7 @@ func (r *Reader) readRecord() (*Record, error) {
 	rec.Type = RecordType(r.order.Uint32(h[0:]))
 	length := r.order.Uint32(h[4:])
 	if uint64(length) > uint64(r.opts.MaxRecordLength) {
-		hint := ""
-		if r.order == binary.LittleEndian && binary.BigEndian.Uint32(h[4:]) <= uint32(r.opts.MaxRecordLength) {
-			hint = " (it would fit read big-endian: wrong byte order?)"
-		}
-		return nil, rec.Error(overLimit("body length %d exceeds the limit of %d%s", length, r.opts.MaxRecordLength, hint))
+		return nil, rec.Error(overLimit("body length %d exceeds the limit of %d", length, r.opts.MaxRecordLength))
 	}
 	padded := int(length+7) &^ 7
 	if cap(r.buf) < padded {
