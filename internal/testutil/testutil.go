@@ -5,6 +5,7 @@ package testutil
 import (
 	"bytes"
 	"encoding/binary"
+	"flag"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
 )
 
 // RepoRoot returns the directory holding go.mod.
@@ -179,5 +182,46 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Framed wraps a libxc stream in libxl framing (with an EMULATOR_CONTEXT
+// record when emu is not nil) and, if xlConfig is not nil, an xl header.
+func Framed(t testing.TB, libxc []byte, emu []byte, xlConfig []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if xlConfig != nil {
+		h := xl.Header{Order: binary.LittleEndian, MandatoryFlags: xl.FlagStreamV2 | xl.FlagJSON, Config: xlConfig}
+		b, err := h.AppendBinary(nil)
+		must(t, err)
+		buf.Write(b)
+	}
+	w, err := libxl.NewWriter(&buf, libxl.Header{})
+	must(t, err)
+	must(t, w.WriteRecord(libxl.RecLibxcContext))
+	buf.Write(libxc)
+	if emu != nil {
+		must(t, w.WriteEmulator(libxl.RecEmulatorContext, libxl.EmulatorQemuUpstream, 0, emu))
+	}
+	must(t, w.WriteRecord(libxl.RecEnd))
+	return buf.Bytes()
+}
+
+var update = flag.Bool("update", false, "rewrite golden and seed files")
+
+// Golden compares got with the file at path, or writes it under -update.
+func Golden(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		must(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run the test with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from what the test generates (%d vs %d octets); run with -update if the change is intended", path, len(got), len(want))
 	}
 }

@@ -266,14 +266,9 @@ func (r *Reader) Next() (*Record, error) {
 		return nil, r.err
 	}
 	padded := int(length+7) &^ 7
-	if cap(r.buf) < padded {
-		r.buf = make([]byte, padded)
-	}
-	b := r.buf[:padded]
-	if err = r.r.ReadFull(b); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	b, err := stream.ReadBody(r.r, r.buf, padded)
+	r.buf = b[:0]
+	if err != nil {
 		r.err = rec.Error(fmt.Errorf("stream truncated inside the record body: %w", err))
 		return nil, r.err
 	}

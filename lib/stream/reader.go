@@ -188,11 +188,9 @@ func (r *Reader) readRecord() (*Record, error) {
 		return nil, rec.Error(overLimit("body length %d exceeds the limit of %d", length, r.opts.MaxRecordLength))
 	}
 	padded := int(length+7) &^ 7
-	if cap(r.buf) < padded {
-		r.buf = make([]byte, padded)
-	}
-	b := r.buf[:padded]
-	if err := r.readFull(b); err != nil {
+	b, err := readGrowing(r.r, r.buf, padded)
+	r.buf = b[:0]
+	if err != nil {
 		return nil, rec.Error(truncated{want: padded, err: err})
 	}
 	rec.Body = b[:length]
@@ -220,3 +218,41 @@ func (t truncated) Error() string {
 	return t.err.Error()
 }
 func (t truncated) Unwrap() error { return t.err }
+
+// growStep is the first step of a record buffer that must grow; it then
+// doubles. A header that claims a long body costs memory only as the
+// body's octets actually arrive.
+const growStep = 1 << 20
+
+// ReadBody reads n octets from src into buf (reusing its capacity),
+// growing the buffer step by step as data arrives rather than trusting n
+// up front. A short read is io.ErrUnexpectedEOF.
+func ReadBody(src *Source, buf []byte, n int) ([]byte, error) { return readGrowing(src, buf, n) }
+
+func readGrowing(src *Source, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		b := buf[:n]
+		err := src.ReadFull(b)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return b, err
+	}
+	b := buf[:0]
+	for len(b) < n {
+		if cap(b) == len(b) {
+			nb := make([]byte, len(b), min(n, max(2*cap(b), growStep)))
+			copy(nb, b)
+			b = nb
+		}
+		step := min(n-len(b), cap(b)-len(b))
+		if err := src.ReadFull(b[len(b) : len(b)+step]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return b, err
+		}
+		b = b[:len(b)+step]
+	}
+	return b, nil
+}

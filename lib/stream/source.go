@@ -22,7 +22,7 @@ func NewSource(r io.Reader, base int64) *Source {
 	}
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 64<<10 {
-		br = bufio.NewReaderSize(r, 256<<10)
+		br = bufio.NewReaderSize(r, 64<<10)
 	}
 	return &Source{br: br, off: base}
 }

@@ -1,0 +1,197 @@
+package sniff_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xstream/xstream/internal/testutil"
+	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/rewrite"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
+)
+
+func TestIdentify(t *testing.T) {
+	pv := testutil.PV{Pages: 1}.Stream(t)
+	be := testutil.PV{Pages: 1, Order: binary.BigEndian, Version: 2}.Stream(t)
+	for _, tc := range []struct {
+		in   []byte
+		want string
+	}{
+		{nil, "empty"},
+		{pv, "libxc v3 little-endian"},
+		{be, "libxc v2 big-endian"},
+		{testutil.Framed(t, pv, nil, nil), "libxl little-endian"},
+		{testutil.Framed(t, pv, nil, []byte("{}")), "xl little-endian"},
+		{[]byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0, 0}, "zstd"},
+		{[]byte{0x04, 0x22, 0x4D, 0x18, 0, 0, 0, 0, 0}, "lz4"},
+		{[]byte{0x00, 0x00, 0x01, 0x00, 0, 0, 0, 0, 0xff}, "legacy"},
+		{[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'N', 'O', 'P', 'E', 0, 0, 0, 3, 0, 0}, "unknown"},
+	} {
+		if got := sniff.Identify(tc.in).String(); got != tc.want {
+			t.Errorf("Identify(% x...) = %q, want %q", tc.in[:min(len(tc.in), 8)], got, tc.want)
+		}
+	}
+}
+
+// walk returns "layer:name" for every item, and the first error.
+func walk(in []byte, verify bool) ([]string, error) {
+	wk, err := sniff.NewWalker(bytes.NewReader(in), &sniff.Options{Verify: verify})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, string(it.Layer)+":"+it.Name())
+	}
+}
+
+func TestWalkLayers(t *testing.T) {
+	pv := testutil.PV{Pages: 2}.Stream(t)
+	got, err := walk(testutil.Framed(t, pv, []byte("qemu state"), []byte(`{"c_info":{"name":"a"}}`)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "xl:XL_HEADER libxl:LIBXL_HEADER libxl:LIBXC_CONTEXT libxc:LIBXC_HEADER libxc:X86_PV_INFO libxc:STATIC_DATA_END " +
+		"libxc:X86_PV_P2M_FRAMES libxc:PAGE_DATA libxc:X86_TSC_INFO libxc:SHARED_INFO libxc:X86_PV_VCPU_BASIC libxc:END " +
+		"libxl:EMULATOR_CONTEXT libxl:END"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("items:\n%s\nwant:\n%s", strings.Join(got, " "), want)
+	}
+}
+
+// checkpointed builds a libxl stream with two checkpoints: libxc CHECKPOINT
+// hands over to libxl until CHECKPOINT_END, then libxc goes on.
+func checkpointed(t *testing.T) []byte {
+	pv := testutil.PV{Pages: 2}.Stream(t)
+	r := stream.NewReader(bytes.NewReader(pv), nil)
+	ih, dh, _ := r.Headers()
+	var buf bytes.Buffer
+	lw, _ := libxl.NewWriter(&buf, libxl.Header{})
+	lw.WriteRecord(libxl.RecLibxcContext)
+	w := stream.NewWriter(&buf)
+	w.WriteHeaders(ih, dh)
+	var tail [][2]any
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == stream.RecEnd {
+			break
+		}
+		w.WriteRecord(rec.Type, rec.Body)
+		switch rec.Type {
+		case stream.RecPageData, stream.RecX86TSCInfo, stream.RecSharedInfo, stream.RecX86PVVCPUBasic:
+			tail = append(tail, [2]any{rec.Type, bytes.Clone(rec.Body)})
+		}
+	}
+	for i := 0; i < 2; i++ {
+		w.WriteRecord(stream.RecCheckpoint)
+		lw.WriteEmulator(libxl.RecEmulatorXenstoreData, 0, 0, []byte("k\x00v\x00"))
+		lw.WriteRecord(libxl.RecCheckpointEnd)
+		for _, rec := range tail { // resend the dirty state
+			w.WriteRecord(rec[0].(stream.RecordType), rec[1].([]byte))
+		}
+	}
+	w.WriteRecord(stream.RecEnd)
+	lw.WriteRecord(libxl.RecEnd)
+	return buf.Bytes()
+}
+
+func TestWalkCheckpoints(t *testing.T) {
+	in := checkpointed(t)
+	got, err := walk(in, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(got, " ")
+	if n := strings.Count(s, "libxc:CHECKPOINT libxl:EMULATOR_XENSTORE_DATA libxl:CHECKPOINT_END libxc:PAGE_DATA"); n != 2 {
+		t.Fatalf("checkpoint hand-over seen %d times, want 2:\n%s", n, s)
+	}
+	if !strings.HasSuffix(s, "libxc:END libxl:END") {
+		t.Fatalf("stream does not end with libxc END then libxl END:\n%s", s)
+	}
+	// A CHECKPOINT_END with no checkpoint open is refused.
+	i := bytes.Index(in, []byte{4, 0, 0, 0, 0, 0, 0, 0})
+	bad := bytes.Clone(in)
+	binary.LittleEndian.PutUint32(bad[i:], uint32(libxl.RecEnd))
+	if _, err := walk(bad, true); err == nil || !strings.Contains(err.Error(), "END inside a checkpoint") {
+		t.Fatalf("libxl END inside a checkpoint: %v", err)
+	}
+}
+
+func TestWalkErrors(t *testing.T) {
+	pv := testutil.PV{Pages: 2}.Stream(t)
+	framed := testutil.Framed(t, pv, nil, nil)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"trailing garbage", append(bytes.Clone(pv), "garbage"...), "7 octets of trailing data after the last END record"},
+		{"legacy", []byte{0x00, 0x10, 0, 0, 0, 0, 0, 0, 1, 2, 3}, "looks like legacy input"},
+		{"empty", nil, "empty input"},
+		{"libxl cut after libxc", framed[:len(framed)-8], "libxl record 1 (record header) at offset"},
+		{"libxl END before libxc", append(bytes.Clone(framed[:16]), 0, 0, 0, 0, 0, 0, 0, 0), "END before any LIBXC_CONTEXT"},
+		{"unknown libxl record", append(bytes.Clone(framed[:16]), 9, 0, 0, 0, 0, 0, 0, 0), "unknown mandatory libxl record type 0x9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := walk(tc.in, true)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			var fe *stream.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%T is not a *stream.FormatError", err)
+			}
+		})
+	}
+}
+
+func TestSeedFiles(t *testing.T) {
+	pv := testutil.PV{Pages: 1}.Stream(t)
+	testutil.Golden(t, "testdata/seeds/xl.bin", testutil.Framed(t, pv, []byte("qemu"), []byte(`{"c_info":{"name":"seed"}}`)))
+	testutil.Golden(t, "testdata/seeds/libxl-checkpoint.bin", checkpointed(t))
+	testutil.Golden(t, "testdata/seeds/libxc-be.bin", testutil.PV{Pages: 1, Order: binary.BigEndian}.Stream(t))
+}
+
+// FuzzWalker: walk → rewrite → walk. Whatever walks must rewrite to the
+// same octets (when nothing trails) and never panic, verifying or not.
+func FuzzWalker(f *testing.F) {
+	files, _ := filepath.Glob("testdata/seeds/*")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, _ = walk(in, true)
+		var out bytes.Buffer
+		n, err := rewrite.Copy(&out, bytes.NewReader(in), &sniff.Options{Verify: true, AllowTrailing: true}, nil)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(out.Bytes(), in[:n]) {
+			t.Fatal("rewrite of a walkable stream differs from it")
+		}
+	})
+}
