@@ -65,7 +65,7 @@ const (
 var names = [...]string{"END", "LIBXC_CONTEXT", "EMULATOR_XENSTORE_DATA", "EMULATOR_CONTEXT", "CHECKPOINT_END", "CHECKPOINT_STATE"}
 
 // Known reports whether t is a record type of the specification.
-func (t RecordType) Known() bool { return int(t) < len(names) }
+func (t RecordType) Known() bool { return uint64(t) < uint64(len(names)) }
 
 // Optional reports whether bit 31 is set.
 func (t RecordType) Optional() bool { return t&RecOptional != 0 }

@@ -126,7 +126,7 @@ func RegisterName(t RecordType, name string) {
 }
 
 // Known reports whether t is a record type of the specification.
-func (t RecordType) Known() bool { return int(t) < len(recordNames) }
+func (t RecordType) Known() bool { return uint64(t) < uint64(len(recordNames)) }
 
 // Optional reports whether bit 31 is set.
 func (t RecordType) Optional() bool { return t&RecOptional != 0 }
