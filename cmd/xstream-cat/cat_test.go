@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/xstream/xstream/internal/cmdutil"
+	"github.com/xstream/xstream/internal/testutil"
+)
+
+func cat(t *testing.T, opts options, in []byte) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(opts, bytes.NewReader(in), &out)
+	return out.String(), err
+}
+
+func TestListing(t *testing.T) {
+	in := testutil.Framed(t, testutil.PV{Pages: 3}.Stream(t), []byte("qemu"), []byte(`{}`))
+	out, err := cat(t, options{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 14 {
+		t.Fatalf("%d lines:\n%s", len(lines), out)
+	}
+	for i, want := range map[int][]string{
+		0: {"0x00000000", "xl", "XL_HEADER", "libxl v2 stream follows"},
+		3: {"libxc", "LIBXC_HEADER", "v3 little-endian, x86 PV from Xen 4.17"},
+		4: {"libxc", "0 X86_PV_INFO", "64-bit guest, 4 page-table levels"},
+		7: {"PAGE_DATA", "3 pfns (3 with data) 0x0-0x2 [notab:3]"},
+		8: {"X86_TSC_INFO", "mode 0, 2000000 kHz"},
+		12: {"libxl", "EMULATOR_CONTEXT", "qemu-upstream index 0"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d %q lacks %q", i, lines[i], w)
+			}
+		}
+	}
+}
+
+func TestJSON(t *testing.T) {
+	in := testutil.PV{Pages: 3}.Stream(t)
+	out, err := cat(t, options{json: true}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	n := 0
+	for sc.Scan() {
+		var obj map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &obj); err != nil {
+			t.Fatalf("line %d: %v", n, err)
+		}
+		for _, k := range []string{"offset", "layer", "index", "type", "length", "size"} {
+			if _, ok := obj[k]; !ok {
+				t.Fatalf("line %d lacks %q: %s", n, k, sc.Text())
+			}
+		}
+		if obj["type"] == "PAGE_DATA" && (obj["count"].(float64) != 3 || obj["pfn_last"].(float64) != 2) {
+			t.Fatalf("PAGE_DATA fields: %s", sc.Text())
+		}
+		n++
+	}
+	if n != 9 { // the libxc header and 8 records
+		t.Fatalf("%d JSON lines, want 9", n)
+	}
+}
+
+func TestVerifyExitCodes(t *testing.T) {
+	in := testutil.PV{Pages: 3}.Stream(t)
+	out, err := cat(t, options{verify: true}, in)
+	if err != nil || !strings.HasPrefix(out, "valid: libxc stream") {
+		t.Fatalf("%q %v", out, err)
+	}
+	bad := bytes.Clone(in)
+	bad[len(bad)-20] = 1 // inside vCPU context: still valid
+	if _, err := cat(t, options{verify: true}, bad); err != nil {
+		t.Fatalf("content change flagged: %v", err)
+	}
+	_, err = cat(t, options{verify: true}, in[:len(in)-3])
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "record 7 (record header) at offset") {
+		t.Fatalf("truncated: code %d, %v", cmdutil.Code(err), err)
+	}
+	out, err = cat(t, options{verify: true, quiet: true}, in)
+	if err != nil || out != "" {
+		t.Fatalf("quiet: %q %v", out, err)
+	}
+}
+
+func TestStatsAndDigest(t *testing.T) {
+	in := testutil.PV{Pages: 30, Batch: 7}.Stream(t)
+	out, err := cat(t, options{stats: true, digest: true, verify: true}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "libxc PAGE_DATA 5 123200 octets") {
+		t.Errorf("no PAGE_DATA count line:\n%s", out)
+	}
+	for _, want := range []string{"zero pages:      10", "distinct pfns:   30", "memory:          122880 octets", "xsd1:", "valid:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
