@@ -10,8 +10,8 @@
 //     and BROKEN keep the pfn with their type and no content.
 //   - state: X86_PV_INFO, X86_PV_P2M_FRAMES, the four PV vCPU records (per
 //     vCPU id), SHARED_INFO, X86_TSC_INFO, HVM_CONTEXT, HVM_PARAMS, the CPU
-//     policies, and libxl's emulator records (per emulator id and index;
-//     the legacy qemu tail counts as emulator 0 index 0). The last of each
+//     policies, and libxl's emulator records (per emulator index; the
+//     legacy qemu tail counts as index 0). The last of each
 //     wins; typed fields are re-encoded little-endian; records with no
 //     content (erratum 1 of the libxc spec) are skipped.
 //   - not included: signalling records, optional records (extensions such
@@ -77,7 +77,7 @@ var ErrTooLarge = errors.New("digest: too many distinct pfns (more than a 64 GiB
 func (d *Digester) Add(it *sniff.Item) error {
 	switch it.Kind {
 	case sniff.LibxcHeaders:
-		d.domType = it.Domain.Type
+		d.SetDomainType(it.Domain.Type)
 		d.verify = false
 	case sniff.LibxcRecord:
 		return d.libxc(it.Libxc, it.Order)
@@ -88,10 +88,10 @@ func (d *Digester) Add(it *sniff.Item) error {
 			if err != nil {
 				return err
 			}
-			d.setState(stateKey{1, uint32(r.Type), uint64(id)<<32 | uint64(idx)}, data)
+			d.Emulator(r.Type, id, idx, data)
 		}
 	case sniff.QemuTail:
-		d.setState(stateKey{1, uint32(libxl.RecEmulatorContext), 0}, it.Qemu)
+		d.Emulator(libxl.RecEmulatorContext, libxl.EmulatorUnknown, 0, it.Qemu)
 	}
 	return nil
 }
@@ -110,13 +110,71 @@ func (d *Digester) libxc(rec *stream.Record, order stream.ByteOrder) error {
 			return nil
 		}
 		return d.pages(rec.Body, order)
+	}
+	return d.Record(rec.Type, rec.Body, order)
+}
+
+func (d *Digester) pages(body []byte, order stream.ByteOrder) error {
+	if err := d.page.Decode(body, order); err != nil {
+		return err
+	}
+	data := d.page.Data
+	for _, w := range d.page.PFNs {
+		pfn, t, _ := stream.SplitPFNWord(w)
+		var page []byte
+		if t.HasData() {
+			page, data = data[:stream.PageSize], data[stream.PageSize:]
+		}
+		if err := d.Page(pfn, t, page); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Page records pfn's type and content (nil for types without data); XTAB
+// removes the pfn.
+func (d *Digester) Page(pfn uint64, t stream.PageType, data []byte) error {
+	ci, bit := pfn>>chunkShift, pfn&(chunkPFNs-1)
+	c := d.chunks[ci]
+	if t == stream.PageXTab {
+		if c != nil {
+			c.present &^= 1 << bit
+		}
+		return nil
+	}
+	if c == nil {
+		if len(d.chunks) >= MaxChunks {
+			return ErrTooLarge
+		}
+		c = new(chunk)
+		d.chunks[ci] = c
+	}
+	c.present |= 1 << bit
+	c.types[bit] = t
+	if t.HasData() {
+		sum := sha256.Sum256(data[:stream.PageSize])
+		copy(c.hashes[bit][:], sum[:16])
+	} else {
+		c.hashes[bit] = [16]byte{}
+	}
+	return nil
+}
+
+// SetDomainType sets the domain type (from the libxc domain header).
+func (d *Digester) SetDomainType(t stream.DomainType) { d.domType = t }
+
+// Record adds a libxc state record (other types are ignored), its body
+// in the given byte order.
+func (d *Digester) Record(t stream.RecordType, body []byte, order stream.ByteOrder) error {
+	switch t {
 	case stream.RecX86PVInfo, stream.RecX86PVP2MFrames, stream.RecSharedInfo, stream.RecX86TSCInfo,
 		stream.RecHVMContext, stream.RecHVMParams, stream.RecX86CPUIDPolicy, stream.RecX86MSRPolicy,
 		stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
 	default:
 		return nil
 	}
-	b, err := stream.Decode(rec.Type, rec.Body, order)
+	b, err := stream.Decode(t, body, order)
 	if err != nil {
 		return err
 	}
@@ -133,43 +191,17 @@ func (d *Digester) libxc(rec *stream.Record, order stream.ByteOrder) error {
 		}
 	}
 	d.norm = b.AppendBody(d.norm[:0], binary.LittleEndian)
-	d.setState(stateKey{0, uint32(rec.Type), sub}, d.norm)
+	d.setState(stateKey{0, uint32(t), sub}, d.norm)
 	return nil
 }
 
-func (d *Digester) pages(body []byte, order stream.ByteOrder) error {
-	if err := d.page.Decode(body, order); err != nil {
-		return err
+// Emulator adds a libxl emulator record's data.
+func (d *Digester) Emulator(t libxl.RecordType, id, index uint32, data []byte) {
+	if t == libxl.RecEmulatorContext || t == libxl.RecEmulatorXenstoreData {
+		// The emulator id is not part of the key: the legacy qemu tail,
+		// which a bare libxc stream carries, cannot say it.
+		d.setState(stateKey{1, uint32(t), uint64(index)}, data)
 	}
-	data := d.page.Data
-	for _, w := range d.page.PFNs {
-		pfn, t, _ := stream.SplitPFNWord(w)
-		ci, bit := pfn>>chunkShift, pfn&(chunkPFNs-1)
-		c := d.chunks[ci]
-		if t == stream.PageXTab {
-			if c != nil {
-				c.present &^= 1 << bit
-			}
-			continue
-		}
-		if c == nil {
-			if len(d.chunks) >= MaxChunks {
-				return ErrTooLarge
-			}
-			c = new(chunk)
-			d.chunks[ci] = c
-		}
-		c.present |= 1 << bit
-		c.types[bit] = t
-		if t.HasData() {
-			sum := sha256.Sum256(data[:stream.PageSize])
-			copy(c.hashes[bit][:], sum[:16])
-			data = data[stream.PageSize:]
-		} else {
-			c.hashes[bit] = [16]byte{}
-		}
-	}
-	return nil
 }
 
 // Pages returns the number of pfns with an entry.

@@ -1,0 +1,198 @@
+// Package restore reads a migration stream into a backend: every record
+// is verified on the way in, and the domain appears only when the whole
+// stream has arrived and checked out; any failure aborts the builder and
+// leaves nothing behind.
+package restore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
+)
+
+// Options tune Restore.
+type Options struct {
+	// Name of the new domain; empty means the name in the xl config.
+	Name string
+	// Replace allows an existing domain of that name to be replaced.
+	Replace bool
+	// Progress, if set, is called now and then with the octets read.
+	Progress func(read int64)
+}
+
+// ErrNoName is returned when the stream carries no name and none was given.
+var ErrNoName = errors.New("the stream has no xl config naming the domain; give a name")
+
+// Restore reads the stream in r into be and returns the new domain's info.
+func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, err error) {
+	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	if err != nil {
+		return info, err
+	}
+	var (
+		b       domain.Builder
+		config  []byte
+		verify  bool // VERIFY seen: later pages are checks, not content
+		page    stream.PageData
+		vcpus   = map[uint32]bool{}
+		lastRep int64
+	)
+	defer func() {
+		if err != nil && b != nil {
+			b.Abort()
+		}
+	}()
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, err
+		}
+		if opts.Progress != nil && wk.Offset()-lastRep >= 16<<20 {
+			lastRep = wk.Offset()
+			opts.Progress(lastRep)
+		}
+		switch it.Kind {
+		case sniff.XLHeader:
+			config = append([]byte(nil), it.XL.Config...)
+		case sniff.LibxcHeaders:
+			if b != nil {
+				return info, errors.New("restore: a second libxc stream")
+			}
+			name := opts.Name
+			if name == "" {
+				if name = NameFromConfig(config); name == "" {
+					return info, ErrNoName
+				}
+			}
+			if b, err = be.Create(name, opts.Replace); err != nil {
+				return info, err
+			}
+			info = domain.Info{Name: name, Type: it.Domain.Type, PageShift: it.Domain.PageShift,
+				XenMajor: it.Domain.XenMajor, XenMinor: it.Domain.XenMinor, Config: config}
+			if err := b.SetInfo(info); err != nil {
+				return info, err
+			}
+		case sniff.LibxcRecord:
+			rec := it.Libxc
+			switch rec.Type {
+			case stream.RecVerify:
+				verify = true
+				continue
+			case stream.RecPageData:
+				if verify {
+					continue
+				}
+				if err := page.Decode(rec.Body, it.Order); err != nil {
+					return info, rec.Error(err)
+				}
+				if err := b.SetPages(page.PFNs, page.Data); err != nil {
+					return info, err
+				}
+				continue
+			case stream.RecX86PVInfo, stream.RecX86PVP2MFrames, stream.RecSharedInfo, stream.RecX86TSCInfo,
+				stream.RecHVMContext, stream.RecHVMParams, stream.RecX86CPUIDPolicy, stream.RecX86MSRPolicy,
+				stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
+			default:
+				continue // signalling and optional records are not domain state
+			}
+			body, err := stream.Decode(rec.Type, rec.Body, it.Order)
+			if err != nil {
+				return info, rec.Error(err)
+			}
+			switch v := body.(type) {
+			case *stream.X86PVVCPU:
+				if len(v.Context) == 0 {
+					continue // erratum 1
+				}
+				vcpus[v.VCPUID] = true
+			case *stream.HVMParams:
+				if len(v.Params) == 0 {
+					continue
+				}
+			case *stream.X86PVP2MFrames:
+				info.PFNs = uint64(v.EndPFN) + 1
+				if err := b.SetInfo(info); err != nil {
+					return info, err
+				}
+			}
+			if err := b.SetRecord(domain.Record{Layer: domain.Libxc, Type: uint32(rec.Type),
+				Body: body.AppendBody(nil, binary.LittleEndian)}); err != nil {
+				return info, err
+			}
+		case sniff.LibxlRecord:
+			rec := it.Libxl
+			if rec.Type != libxl.RecEmulatorContext && rec.Type != libxl.RecEmulatorXenstoreData {
+				continue
+			}
+			id, idx, data, err := rec.Emulator(it.Order)
+			if err != nil {
+				return info, rec.Error(err)
+			}
+			if err := b.SetRecord(emulatorRecord(rec.Type, id, idx, data)); err != nil {
+				return info, err
+			}
+		case sniff.QemuTail:
+			if b == nil {
+				return info, errors.New("restore: qemu tail without a domain")
+			}
+			if err := b.SetRecord(emulatorRecord(libxl.RecEmulatorContext, libxl.EmulatorUnknown, 0, it.Qemu)); err != nil {
+				return info, err
+			}
+		}
+	}
+	if b == nil {
+		return info, errors.New("restore: the stream holds no domain")
+	}
+	if len(vcpus) > 0 {
+		info.VCPUs = len(vcpus)
+		if err := b.SetInfo(info); err != nil {
+			return info, err
+		}
+	}
+	return b.Commit()
+}
+
+func emulatorRecord(t libxl.RecordType, id, idx uint32, data []byte) domain.Record {
+	body := make([]byte, 8, 8+len(data))
+	binary.LittleEndian.PutUint32(body, id)
+	binary.LittleEndian.PutUint32(body[4:], idx)
+	return domain.Record{Layer: domain.Libxl, Type: uint32(t), Body: append(body, data...)}
+}
+
+var textName = regexp.MustCompile(`(?m)^\s*name\s*=\s*["']([^"']+)["']`)
+
+// NameFromConfig returns the domain name in an xl config: JSON
+// (c_info.name) or the classic text form (name = "...").
+func NameFromConfig(config []byte) string {
+	var j struct {
+		CInfo struct {
+			Name string `json:"name"`
+		} `json:"c_info"`
+	}
+	// xl counts the config's terminating NUL in its length.
+	config = bytes.TrimRight(config, "\x00")
+	if json.Unmarshal(config, &j) == nil && j.CInfo.Name != "" {
+		return j.CInfo.Name
+	}
+	if m := textName.FindSubmatch(config); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// Describe gives a one-line account of a restored domain.
+func Describe(info domain.Info) string {
+	return fmt.Sprintf("%s: %v, %d pages (%d MiB), %d vCPUs", info.Name, info.Type, info.Pages, info.Pages*stream.PageSize>>20, info.VCPUs)
+}

@@ -1,0 +1,224 @@
+package restore_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xstream/xstream/internal/testutil"
+	"github.com/xstream/xstream/lib/digest"
+	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/restore"
+	"github.com/xstream/xstream/lib/save"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/store"
+	"github.com/xstream/xstream/lib/stream"
+)
+
+func streamDigest(t *testing.T, in []byte) string {
+	t.Helper()
+	wk, err := sniff.NewWalker(bytes.NewReader(in), &sniff.Options{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.New()
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			return d.Sum()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Add(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func storeDigest(t *testing.T, s *store.Store, name string) string {
+	t.Helper()
+	src, err := s.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := digest.Source(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func saveDomain(t *testing.T, s *store.Store, name string, f save.Format, order stream.ByteOrder) []byte {
+	t.Helper()
+	src, err := s.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var out bytes.Buffer
+	if _, err := save.Save(&out, src, save.Options{Format: f, Order: order}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func newStore(t *testing.T) *store.Store {
+	s, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestRoundTrips: restore, digest from the store, save in every format
+// and byte order, restore again: one digest throughout.
+func TestRoundTrips(t *testing.T) {
+	inputs := map[string][]byte{
+		"pv-libxc":  testutil.PV{Pages: 2500, Batch: 300}.Stream(t),
+		"pv-xl":     testutil.Framed(t, testutil.PV{Pages: 100}.Stream(t), []byte("emu"), []byte(`{"c_info":{"name":"x"}}`)),
+		"pv-be-v2":  testutil.PV{Pages: 100, Order: binary.BigEndian, Version: 2}.Stream(t),
+	}
+	for name, b := range testutil.XenReal(t) {
+		inputs[name] = b
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t)
+			want := streamDigest(t, in)
+			info, err := restore.Restore(bytes.NewReader(in), s, restore.Options{Name: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := storeDigest(t, s, "a"); got != want {
+				t.Fatalf("store digest %s, stream %s", got, want)
+			}
+			for _, f := range []save.Format{save.FormatXL, save.FormatLibxl, save.FormatLibxc} {
+				for _, order := range []stream.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+					out := saveDomain(t, s, "a", f, order)
+					if got := streamDigest(t, out); got != want {
+						t.Fatalf("%s %v: saved stream digest %s, want %s", f, order, got, want)
+					}
+					if _, err := restore.Restore(bytes.NewReader(out), s, restore.Options{Name: "b", Replace: true}); err != nil {
+						t.Fatal(err)
+					}
+					if got := storeDigest(t, s, "b"); got != want {
+						t.Fatalf("%s %v: re-restored digest %s", f, order, got)
+					}
+				}
+			}
+			if info.Name != "a" || info.Pages == 0 {
+				t.Fatalf("info %+v", info)
+			}
+			if err := s.Destroy("a"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRealSaveIsFaithful: xsave of a restored real Xen save file gives the
+// same libxc records, byte for byte: Xen's saver sent 1024-pfn batches of
+// present pages, and so do we.
+func TestRealSaveIsFaithful(t *testing.T) {
+	s := newStore(t)
+	for name, in := range testutil.XenReal(t) {
+		if _, err := restore.Restore(bytes.NewReader(in), s, restore.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		got := saveDomain(t, s, "xlguest", save.FormatXL, binary.LittleEndian)
+		if !bytes.Equal(got, in) {
+			t.Fatalf("%s: saved stream differs from Xen's (%d vs %d octets)", name, len(got), len(in))
+		}
+	}
+}
+
+// TestFailuresLeaveNothing: truncated and corrupt streams fail and leave
+// no domain, and an existing domain is not replaced.
+func TestFailuresLeaveNothing(t *testing.T) {
+	s := newStore(t)
+	in := testutil.PV{Pages: 300, Batch: 50}.Stream(t)
+	if _, err := restore.Restore(bytes.NewReader(in), s, restore.Options{Name: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	keep := storeDigest(t, s, "keep")
+	flipped := bytes.Clone(in)
+	flipped[len(in)/2] ^= 0x80 // inside a page: valid, different
+	lenBad := bytes.Clone(in)
+	binary.LittleEndian.PutUint32(lenBad[92:], 99) // P2M frames length
+	for name, bad := range map[string][]byte{
+		"cut early":   in[:100],
+		"cut late":    in[:len(in)-9],
+		"bad length":  lenBad,
+		"garbage end": append(bytes.Clone(in), 1, 2, 3),
+	} {
+		for _, target := range []struct {
+			name    string
+			replace bool
+		}{{"new", false}, {"keep", true}} {
+			_, err := restore.Restore(bytes.NewReader(bad), s, restore.Options{Name: target.name, Replace: target.replace})
+			if err == nil {
+				t.Fatalf("%s into %s: accepted", name, target.name)
+			}
+			var fe *stream.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%s: %v is not a FormatError", name, err)
+			}
+		}
+		if s.Exists("new") {
+			t.Fatalf("%s: a failed restore left a domain", name)
+		}
+		if got := storeDigest(t, s, "keep"); got != keep {
+			t.Fatalf("%s: the existing domain changed", name)
+		}
+	}
+	// Nothing stray in the data directory: the kept domain only.
+	ents, _ := os.ReadDir(filepath.Join(s.Root(), ".d"))
+	if len(ents) != 1 || strings.HasSuffix(ents[0].Name(), ".tmp") {
+		t.Fatalf("data directory holds %v", ents)
+	}
+	// Not replaced without Replace.
+	if _, err := restore.Restore(bytes.NewReader(flipped), s, restore.Options{Name: "keep"}); !errors.Is(err, domain.ErrExists) {
+		t.Fatalf("existing domain: %v", err)
+	}
+	// Replaced with it.
+	if _, err := restore.Restore(bytes.NewReader(flipped), s, restore.Options{Name: "keep", Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if storeDigest(t, s, "keep") == keep {
+		t.Fatal("replace did not change the domain")
+	}
+}
+
+func TestConcurrentWritersRefused(t *testing.T) {
+	s := newStore(t)
+	b, err := s.Create("x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create("x", true); !errors.Is(err, domain.ErrLocked) {
+		t.Fatalf("second writer: %v", err)
+	}
+	b.Abort()
+	if _, err := s.Create("x", false); err != nil {
+		t.Fatalf("after abort: %v", err)
+	}
+}
+
+func TestNameFromConfig(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"c_info": {"name": "vm1"}}`:    "vm1",
+		"name = \"w32-hvm\"\nmemory = 2": "w32-hvm",
+		"memory = 2":                     "",
+	} {
+		if got := restore.NameFromConfig([]byte(in)); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

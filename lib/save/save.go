@@ -1,0 +1,346 @@
+// Package save writes a domain from a backend as a migration stream: the
+// xl header (optional), libxl v2 (optional) and libxc v3, in the record
+// order Xen's own saver uses.
+package save
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
+)
+
+// Format is the outermost framing of a saved stream.
+type Format string
+
+// Formats.
+const (
+	FormatXL    Format = "xl"    // xl header, libxl v2, libxc v3
+	FormatLibxl Format = "libxl" // libxl v2, libxc v3
+	FormatLibxc Format = "libxc" // bare libxc v3
+)
+
+// ParseFormat checks a format name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatXL, FormatLibxl, FormatLibxc:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q: want xl, libxl or libxc", s)
+}
+
+// Options tune Save.
+type Options struct {
+	Format Format
+	Order  stream.ByteOrder // default little-endian
+	// Progress, if set, is called after every batch with the pfns
+	// scanned so far and the domain's pfn count.
+	Progress func(done, total uint64)
+}
+
+// Stats reports what Save wrote.
+type Stats struct {
+	Bytes   int64
+	Pages   uint64 // pfns sent (with data or type only)
+	Records int
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// batch is the number of pfns scanned per PAGE_DATA record.
+const batch = stream.MaxPageBatch
+
+// Save writes src to w. Give it a buffered writer; Save does not flush.
+func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
+	var st Stats
+	cw := &countingWriter{w: w}
+	if opts.Format == "" {
+		opts.Format = FormatXL
+	}
+	if opts.Order == nil {
+		opts.Order = binary.LittleEndian
+	}
+	info := src.Info()
+	recs, err := src.Records()
+	if err != nil {
+		return st, err
+	}
+	if err := src.Pause(); err != nil {
+		return st, err
+	}
+	defer src.Resume()
+
+	var lx *libxl.Writer
+	if opts.Format == FormatXL {
+		h := xl.Header{Order: opts.Order, MandatoryFlags: xl.FlagStreamV2, Config: info.Config}
+		if len(info.Config) == 0 {
+			h.Config = nil
+			h.NoConfigLength = true
+		} else if bytes.HasPrefix(bytes.TrimSpace(info.Config), []byte("{")) {
+			h.MandatoryFlags |= xl.FlagJSON
+		}
+		b, err := h.AppendBinary(nil)
+		if err != nil {
+			return st, err
+		}
+		if _, err := cw.Write(b); err != nil {
+			return st, err
+		}
+	}
+	if opts.Format == FormatXL || opts.Format == FormatLibxl {
+		var lh libxl.Header
+		if opts.Order == binary.BigEndian {
+			lh.Options |= libxl.OptionBigEndian
+		}
+		if lx, err = libxl.NewWriter(cw, lh); err != nil {
+			return st, err
+		}
+		if err := lx.WriteRecord(libxl.RecLibxcContext); err != nil {
+			return st, err
+		}
+	}
+	lc := stream.NewWriter(cw)
+	if err := lc.WriteHeaders(stream.NewImageHeader(opts.Order), stream.DomainHeader{
+		Type: info.Type, PageShift: stream.PageShift, XenMajor: info.XenMajor, XenMinor: info.XenMinor}); err != nil {
+		return st, err
+	}
+	libxcRecs, libxlRecs := order(info.Type, recs)
+	write := func(r domain.Record) error {
+		st.Records++
+		t := stream.RecordType(r.Type)
+		if opts.Order == binary.LittleEndian {
+			return lc.WriteRecord(t, r.Body)
+		}
+		b, err := stream.Decode(t, r.Body, binary.LittleEndian)
+		if err != nil {
+			return fmt.Errorf("save: stored %v record: %w", t, err)
+		}
+		return lc.WriteRecord(t, b.AppendBody(nil, opts.Order))
+	}
+	// Static records, STATIC_DATA_END, the p2m frame list: what must
+	// come before the pages.
+	i := 0
+	for ; i < len(libxcRecs) && phase(libxcRecs[i].Type) == 0; i++ {
+		if err := write(libxcRecs[i]); err != nil {
+			return st, err
+		}
+	}
+	if err := lc.WriteRecord(stream.RecStaticDataEnd); err != nil {
+		return st, err
+	}
+	for ; i < len(libxcRecs) && phase(libxcRecs[i].Type) == 1; i++ {
+		if err := write(libxcRecs[i]); err != nil {
+			return st, err
+		}
+	}
+	if err := savePages(lc, src, info, opts, &st); err != nil {
+		return st, err
+	}
+	for ; i < len(libxcRecs); i++ {
+		if err := write(libxcRecs[i]); err != nil {
+			return st, err
+		}
+	}
+	if err := lc.WriteRecord(stream.RecEnd); err != nil {
+		return st, err
+	}
+	if lx == nil {
+		if err := qemuTail(cw, libxlRecs); err != nil {
+			return st, err
+		}
+	} else {
+		for _, r := range libxlRecs {
+			body := r.Body
+			if opts.Order == binary.BigEndian && len(body) >= 8 {
+				body = bytes.Clone(body)
+				binary.BigEndian.PutUint32(body, binary.LittleEndian.Uint32(r.Body))
+				binary.BigEndian.PutUint32(body[4:], binary.LittleEndian.Uint32(r.Body[4:]))
+			}
+			if err := lx.WriteRecord(libxl.RecordType(r.Type), body); err != nil {
+				return st, err
+			}
+		}
+		if err := lx.WriteRecord(libxl.RecEnd); err != nil {
+			return st, err
+		}
+	}
+	st.Bytes = cw.n
+	return st, nil
+}
+
+// ErrFormatLoses is returned when the chosen format cannot carry part of
+// the domain's state.
+var ErrFormatLoses = errors.New("the libxc format cannot carry this domain's emulator state")
+
+// qemuTail writes the device model's context after a bare libxc stream as
+// the legacy qemu tail, the one way that format carries it (Xen's
+// converter does the same).
+func qemuTail(w io.Writer, recs []domain.Record) error {
+	for _, r := range recs {
+		key, _ := r.Key()
+		if libxl.RecordType(r.Type) != libxl.RecEmulatorContext || uint32(key) != 0 {
+			return fmt.Errorf("%w (%v, emulator index %d); use the xl or libxl format", ErrFormatLoses, libxl.RecordType(r.Type), uint32(key))
+		}
+	}
+	for _, r := range recs {
+		var n [4]byte
+		binary.LittleEndian.PutUint32(n[:], uint32(len(r.Body)-8))
+		for _, p := range [][]byte{[]byte(sniff.QemuSignature), n[:], r.Body[8:]} {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// phase places a libxc record: 0 static (before STATIC_DATA_END), 1 before
+// the pages, 2 after them.
+func phase(t uint32) int {
+	switch stream.RecordType(t) {
+	case stream.RecX86PVInfo, stream.RecX86CPUIDPolicy, stream.RecX86MSRPolicy:
+		return 0
+	case stream.RecX86PVP2MFrames:
+		return 1
+	}
+	return 2
+}
+
+// rank orders records within a phase as Xen's saver does.
+func rank(t uint32) int {
+	switch stream.RecordType(t) {
+	case stream.RecX86PVInfo:
+		return 0
+	case stream.RecX86CPUIDPolicy:
+		return 1
+	case stream.RecX86MSRPolicy:
+		return 2
+	case stream.RecX86PVP2MFrames:
+		return 3
+	case stream.RecX86TSCInfo:
+		return 4
+	case stream.RecSharedInfo:
+		return 5
+	case stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
+		return 6
+	case stream.RecHVMParams:
+		return 7
+	case stream.RecHVMContext:
+		return 8
+	}
+	return 9
+}
+
+func vcpuRank(t uint32) int {
+	switch stream.RecordType(t) {
+	case stream.RecX86PVVCPUBasic:
+		return 0
+	case stream.RecX86PVVCPUExtended:
+		return 1
+	case stream.RecX86PVVCPUXSave:
+		return 2
+	}
+	return 3
+}
+
+// order sorts the state records into libxc records in stream order and
+// libxl emulator records (xenstore data before context).
+func order(dt stream.DomainType, recs []domain.Record) (libxc, libxlRecs []domain.Record) {
+	for _, r := range recs {
+		if r.Layer == domain.Libxl {
+			libxlRecs = append(libxlRecs, r)
+		} else if !stream.RecordType(r.Type).Optional() {
+			libxc = append(libxc, r)
+		}
+	}
+	sort.SliceStable(libxc, func(i, j int) bool {
+		a, b := libxc[i], libxc[j]
+		if phase(a.Type) != phase(b.Type) {
+			return phase(a.Type) < phase(b.Type)
+		}
+		if rank(a.Type) != rank(b.Type) {
+			return rank(a.Type) < rank(b.Type)
+		}
+		if rank(a.Type) == 6 {
+			ka, _ := a.Key()
+			kb, _ := b.Key()
+			if ka != kb {
+				return ka < kb
+			}
+			return vcpuRank(a.Type) < vcpuRank(b.Type)
+		}
+		return a.Type < b.Type
+	})
+	sort.SliceStable(libxlRecs, func(i, j int) bool {
+		a, b := libxlRecs[i], libxlRecs[j]
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		ka, _ := a.Key()
+		kb, _ := b.Key()
+		return ka < kb
+	})
+	return libxc, libxlRecs
+}
+
+// ErrTooLarge is returned for a domain with more pfns than a stream can
+// address.
+var ErrTooLarge = errors.New("save: domain pfn count beyond what a stream can carry")
+
+func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Options, st *Stats) error {
+	if info.PFNs > stream.PFNMask {
+		return ErrTooLarge
+	}
+	types := make([]stream.PageType, batch)
+	data := make([]byte, batch*stream.PageSize)
+	hdr := make([]byte, 8, 8+8*batch)
+	o := opts.Order
+	for start := uint64(0); start < info.PFNs; start += batch {
+		n := int(min(batch, info.PFNs-start))
+		if _, err := src.ReadPages(start, types[:n], data); err != nil {
+			return fmt.Errorf("save: reading pfns %#x-%#x: %w", start, start+uint64(n)-1, err)
+		}
+		hdr = hdr[:8]
+		count, pages := 0, 0
+		for i, t := range types[:n] {
+			if t == domain.PageAbsent {
+				continue
+			}
+			hdr = o.AppendUint64(hdr, stream.PFNWord(start+uint64(i), t))
+			count++
+			if t.HasData() {
+				pages++
+			}
+		}
+		if count > 0 {
+			o.PutUint32(hdr, uint32(count))
+			o.PutUint32(hdr[4:], 0)
+			if err := lc.WriteRecord(stream.RecPageData, hdr, data[:pages*stream.PageSize]); err != nil {
+				return err
+			}
+			st.Pages += uint64(count)
+			st.Records++
+		}
+		if opts.Progress != nil {
+			opts.Progress(start+uint64(n), info.PFNs)
+		}
+	}
+	return nil
+}
