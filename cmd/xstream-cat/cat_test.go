@@ -29,11 +29,11 @@ func TestListing(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", len(lines), out)
 	}
 	for i, want := range map[int][]string{
-		0: {"0x00000000", "xl", "XL_HEADER", "libxl v2 stream follows"},
-		3: {"libxc", "LIBXC_HEADER", "v3 little-endian, x86 PV from Xen 4.17"},
-		4: {"libxc", "0 X86_PV_INFO", "64-bit guest, 4 page-table levels"},
-		7: {"PAGE_DATA", "3 pfns (3 with data) 0x0-0x2 [notab:3]"},
-		8: {"X86_TSC_INFO", "mode 0, 2000000 kHz"},
+		0:  {"0x00000000", "xl", "XL_HEADER", "libxl v2 stream follows"},
+		3:  {"libxc", "LIBXC_HEADER", "v3 little-endian, x86 PV from Xen 4.17"},
+		4:  {"libxc", "0 X86_PV_INFO", "64-bit guest, 4 page-table levels"},
+		7:  {"PAGE_DATA", "3 pfns (3 with data) 0x0-0x2 [notab:3]"},
+		8:  {"X86_TSC_INFO", "mode 0, 2000000 kHz"},
 		12: {"libxl", "EMULATOR_CONTEXT", "qemu-upstream index 0"},
 	} {
 		for _, w := range want {

@@ -81,9 +81,9 @@ func newStore(t *testing.T) *store.Store {
 // and byte order, restore again: one digest throughout.
 func TestRoundTrips(t *testing.T) {
 	inputs := map[string][]byte{
-		"pv-libxc":  testutil.PV{Pages: 2500, Batch: 300}.Stream(t),
-		"pv-xl":     testutil.Framed(t, testutil.PV{Pages: 100}.Stream(t), []byte("emu"), []byte(`{"c_info":{"name":"x"}}`)),
-		"pv-be-v2":  testutil.PV{Pages: 100, Order: binary.BigEndian, Version: 2}.Stream(t),
+		"pv-libxc": testutil.PV{Pages: 2500, Batch: 300}.Stream(t),
+		"pv-xl":    testutil.Framed(t, testutil.PV{Pages: 100}.Stream(t), []byte("emu"), []byte(`{"c_info":{"name":"x"}}`)),
+		"pv-be-v2": testutil.PV{Pages: 100, Order: binary.BigEndian, Version: 2}.Stream(t),
 	}
 	for name, b := range testutil.XenReal(t) {
 		inputs[name] = b
