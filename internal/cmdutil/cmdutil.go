@@ -3,6 +3,7 @@
 package cmdutil
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -142,4 +143,25 @@ func Intersperse(app *cli.App, args []string) []string {
 	}
 	out := append([]string{args[0]}, flags...)
 	return append(out, pos...)
+}
+
+// StoreFlag is the --store flag every command that uses the store takes.
+func StoreFlag() cli.Flag {
+	return &cli.StringFlag{Name: "store", Usage: "the domain store `DIR` (default $XSTREAM_STORE, else $XDG_DATA_HOME/xstream, else ~/.local/share/xstream)"}
+}
+
+// ParseByteOrder reads a --byte-order value: little, big or native.
+func ParseByteOrder(s string) (stream.ByteOrder, error) {
+	switch s {
+	case "little", "le":
+		return binary.LittleEndian, nil
+	case "big", "be":
+		return binary.BigEndian, nil
+	case "native", "":
+		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+			return binary.LittleEndian, nil
+		}
+		return binary.BigEndian, nil
+	}
+	return nil, Usagef("unknown byte order %q: want little, big or native", s)
 }

@@ -1,0 +1,58 @@
+// Command xsave writes a domain as a migration stream.
+package main
+
+import (
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xstream/xstream/internal/cmdutil"
+)
+
+func main() {
+	// A closed pipe must be an error we report, not a silent death.
+	signal.Ignore(syscall.SIGPIPE)
+	cmdutil.Run(newApp())
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:      "xsave",
+		Usage:     "write a domain as a Xen migration stream",
+		ArgsUsage: "NAME",
+		Description: `Writes domain NAME from the store to standard output, or with -o to FILE:
+the file is written under a temporary name in the same directory, synced
+and renamed into place only when complete, so a failed or killed save
+never replaces the last good copy.
+
+The default format is an xl save file (xl header with the domain's config,
+libxl v2, libxc v3), as 'xl save' writes it; libxl and libxc give the inner
+layers alone. Every populated page is sent, in batches of up to 1024.
+
+   xsave vm | ssh host xrestore            move a domain
+   xsave -o /backups/vm.xl vm              a cron-friendly backup
+
+` + cmdutil.ExitStatusHelp,
+		Flags: []cli.Flag{
+			cmdutil.StoreFlag(),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` (atomically) instead of standard output"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "xl", Usage: "stream framing: xl, libxl or libxc"},
+			&cli.StringFlag{Name: "byte-order", Value: "native", Usage: "byte order of the records: little, big or native"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or summary on stderr"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cmdutil.Usagef("need exactly one domain NAME (see xdomain list)")
+			}
+			return run(options{
+				store:     c.String("store"),
+				name:      c.Args().First(),
+				output:    c.String("output"),
+				format:    c.String("format"),
+				byteOrder: c.String("byte-order"),
+				quiet:     c.Bool("quiet"),
+			})
+		},
+	}
+}

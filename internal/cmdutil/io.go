@@ -1,0 +1,167 @@
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// IsTerminal reports whether f is a terminal (a character device).
+func IsTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// ErrTerminal refuses to write a binary stream to a terminal.
+var ErrTerminal = &UsageError{errors.New("refusing to write a binary stream to a terminal; redirect it or use -o FILE")}
+
+// Output is where a command writes its stream: standard output, or a file
+// written under a temporary name in the same directory and renamed into
+// place only by Commit, after an fsync, so that a crash or an error never
+// leaves a half-written file where the last good one was.
+type Output struct {
+	io.Writer
+	f     *os.File
+	tmp   string
+	final string
+}
+
+// CreateOutput opens the output: path "" or "-" is standard output, which
+// must not be a terminal.
+func CreateOutput(path string) (*Output, error) {
+	if path == "" || path == "-" {
+		if IsTerminal(os.Stdout) {
+			return nil, ErrTerminal
+		}
+		return &Output{Writer: os.Stdout}, nil
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &Output{Writer: f, f: f, tmp: f.Name(), final: path}, nil
+}
+
+// Commit finishes the output: for a file, fsync, close, rename into place
+// and fsync the directory.
+func (o *Output) Commit() error {
+	if o.f == nil {
+		return nil
+	}
+	if err := o.f.Sync(); err != nil {
+		o.Abort()
+		return err
+	}
+	if err := o.f.Close(); err != nil {
+		o.Abort()
+		return err
+	}
+	o.f = nil
+	if err := os.Chmod(o.tmp, 0o644); err != nil {
+		os.Remove(o.tmp)
+		return err
+	}
+	if err := os.Rename(o.tmp, o.final); err != nil {
+		os.Remove(o.tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(o.final)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Abort removes a file output's temporary file.
+func (o *Output) Abort() {
+	if o.f != nil {
+		o.f.Close()
+		o.f = nil
+		os.Remove(o.tmp)
+	}
+}
+
+// Progress reports progress on stderr: a line rewritten in place when
+// stderr is a terminal, a plain line every few seconds when it is not,
+// nothing when quiet.
+type Progress struct {
+	name  string
+	quiet bool
+	tty   bool
+	start time.Time
+	mu    sync.Mutex
+	last  time.Time
+	every time.Duration
+	shown bool
+}
+
+// NewProgress returns a Progress for the named command.
+func NewProgress(name string, quiet bool) *Progress {
+	p := &Progress{name: name, quiet: quiet, tty: IsTerminal(os.Stderr), start: time.Now(), every: 5 * time.Second}
+	if p.tty {
+		p.every = 200 * time.Millisecond
+	}
+	p.last = p.start
+	return p
+}
+
+// Update shows done of total units (total 0 if unknown), at most every
+// few seconds.
+func (p *Progress) Update(bytes int64, done, total uint64, unit string) {
+	if p == nil || p.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Sub(p.last) < p.every {
+		return
+	}
+	p.last = now
+	secs := now.Sub(p.start).Seconds()
+	msg := fmt.Sprintf("%s: %s", p.name, Size(bytes))
+	if total > 0 {
+		msg += fmt.Sprintf(", %d/%d %s (%.0f%%)", done, total, unit, 100*float64(done)/float64(total))
+	}
+	msg += fmt.Sprintf(", %s/s", Size(int64(float64(bytes)/secs)))
+	if p.tty {
+		fmt.Fprintf(os.Stderr, "\r%s\x1b[K", msg)
+		p.shown = true
+	} else {
+		fmt.Fprintln(os.Stderr, msg)
+	}
+}
+
+// Done ends the progress display with a summary line (if not quiet).
+func (p *Progress) Done(summary string) {
+	if p == nil || p.quiet {
+		return
+	}
+	if p.shown {
+		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	}
+	if summary != "" {
+		fmt.Fprintf(os.Stderr, "%s: %s in %.2fs\n", p.name, summary, time.Since(p.start).Seconds())
+	}
+}
+
+// Size formats octets with a binary unit.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
