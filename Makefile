@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # under qemu-user-static).
 CROSS_PKGS := ./lib/...
 
-.PHONY: all build test test-unit test-cross bench fuzz cross install demo clean vet
+.PHONY: all build test test-unit test-cross bench fuzz cross install demo clean vet xen-check
 
 all: build
 
@@ -59,6 +59,10 @@ cross:
 
 install:
 	$(GO) build -o $(DESTDIR)$(PREFIX)/bin/ ./cmd/...
+
+# Xen's own verifier on xsave's output (XEN_SRC=path/to/xen; skips without it).
+xen-check: build
+	@bash tests/xen-check.sh $(BIN)
 
 demo: build
 	@sh tests/demo.sh $(BIN)
