@@ -120,11 +120,16 @@ func hvmSegments(pages uint64, h *Hole) []segment {
 
 // PFNs yields the pfns a round sends, with their types, in stream
 // order: every pfn in round 0, the ones dirtied since the last
-// checkpoint in later rounds (about one in eight).
+// checkpoint in later rounds (about one in eight, and always the
+// console ring).
 func (d *Domain) PFNs(round int) iter.Seq2[uint64, stream.PageType] {
 	return func(yield func(uint64, stream.PageType) bool) {
+		console := d.pv.console
+		if d.opts.Type == stream.DomainX86HVM {
+			console = hvmSpecialStart + 7
+		}
 		dirty := func(pfn uint64) bool {
-			return round == 0 || hash(d.opts.Seed, saltDirty, pfn, uint64(round))%8 == 0
+			return round == 0 || pfn == console || hash(d.opts.Seed, saltDirty, pfn, uint64(round))%8 == 0
 		}
 		if d.opts.Type == stream.DomainX86PV {
 			for pfn := uint64(0); pfn < d.pv.pages; pfn++ {
