@@ -8,7 +8,7 @@ PREFIX  ?= /usr/local
 FUZZTIME ?= 10s
 # Packages whose tests also run as 386 (native) and s390x (big-endian,
 # under qemu-user-static).
-CROSS_PKGS := ./lib/...
+CROSS_PKGS := ./lib/... ./internal/...
 
 .PHONY: all build test test-unit test-cross bench fuzz cross install demo clean vet
 
