@@ -42,7 +42,7 @@ func parseOptions(c *cli.Context) (gen.Options, error) {
 			return o, cmdutil.Usagef("--pages %d: want at least 1", o.Pages)
 		}
 	default:
-		size, err := parseSize(c.String("memory"))
+		size, err := cmdutil.ParseSize(c.String("memory"))
 		if err != nil {
 			return o, cmdutil.Usagef("--memory: %v", err)
 		}
@@ -62,32 +62,6 @@ func parseOptions(c *cli.Context) (gen.Options, error) {
 		o.Hole = hole
 	}
 	return o, nil
-}
-
-// parseSize reads "64MiB", "64M", "1g", "4096K" or a number of octets.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "b"), "i")
-	shift := 0
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k':
-			shift = 10
-		case 'm':
-			shift = 20
-		case 'g':
-			shift = 30
-		case 't':
-			shift = 40
-		}
-		if shift != 0 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)>>shift {
-		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
-	}
-	return n << shift, nil
 }
 
 // parseHole reads "none" or START+LEN.

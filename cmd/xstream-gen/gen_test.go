@@ -14,22 +14,6 @@ import (
 	"github.com/xstream/xstream/lib/stream"
 )
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{
-		"64MiB": 64 << 20, "64M": 64 << 20, "64mb": 64 << 20, "1G": 1 << 30, "1gib": 1 << 30,
-		"4096K": 4 << 20, "8192": 8192, "2TiB": 2 << 40,
-	} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "M", "-1M", "1.5G", "64X", "99999999999T"} {
-		if got, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) = %d, want an error", in, got)
-		}
-	}
-}
-
 func TestParseHole(t *testing.T) {
 	if h, err := parseHole("0xa0+0x20"); err != nil || *h != (gen.Hole{Start: 0xa0, Len: 0x20}) {
 		t.Errorf("parseHole: %v, %v", h, err)

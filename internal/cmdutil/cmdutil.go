@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -142,4 +143,31 @@ func Intersperse(app *cli.App, args []string) []string {
 	}
 	out := append([]string{args[0]}, flags...)
 	return append(out, pos...)
+}
+
+// ParseSize reads a size such as "64MiB", "64M", "1g", "4096K" or a
+// number of octets.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "b"), "i")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k':
+			shift = 10
+		case 'm':
+			shift = 20
+		case 'g':
+			shift = 30
+		case 't':
+			shift = 40
+		}
+		if shift != 0 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
+	}
+	return n << shift, nil
 }
