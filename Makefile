@@ -39,7 +39,7 @@ test-cross:
 	fi
 
 bench: build
-	$(GO) run ./tests/bench
+	$(GO) run ./tests/bench -bin $(BIN) $(BENCHFLAGS)
 
 # A short run of every fuzz target.
 fuzz:
