@@ -233,3 +233,20 @@ func TestJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestRefuseTerminal runs xstream-gen with its standard output on a
+// terminal, through script(1) when it is installed.
+func TestRefuseTerminal(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) is not installed")
+	}
+	r := sh(t, `script -qec "xstream-gen -m 1M; echo exit=\$?" /dev/null`)
+	out := strings.ReplaceAll(r.stdout, "\r", "")
+	if !strings.Contains(out, "xstream-gen: refusing to write a binary stream to a terminal\n") ||
+		!strings.Contains(out, "xstream-gen: hint: ") || !strings.Contains(out, "exit=2\n") {
+		t.Errorf("xstream-gen on a terminal printed:\n%s", out)
+	}
+	if len(out) > 1000 {
+		t.Errorf("xstream-gen wrote %d octets to the terminal", len(out))
+	}
+}

@@ -1,7 +1,6 @@
 package cmdutil
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +8,14 @@ import (
 )
 
 // ErrTerminal is returned when a binary stream would go to a terminal.
-var ErrTerminal = &UsageError{errors.New("refusing to write a binary stream to a terminal")}
+var ErrTerminal error = &UsageError{terminalError{}}
+
+type terminalError struct{}
+
+func (terminalError) Error() string { return "refusing to write a binary stream to a terminal" }
+func (terminalError) Hint() string {
+	return "redirect standard output to a file or a pipe, or give -o FILE"
+}
 
 // Output is where a command writes a binary stream: standard output, or
 // a file that appears only when complete. Create it when the input and
