@@ -1,10 +1,12 @@
 // Package gen makes synthetic domains and their migration streams: the
 // same options and seed always give the same octets, on every
-// architecture. Tests, fuzz seeds, the demo and the benchmarks use it,
-// and xstream-gen puts it on the command line.
+// architecture. Tests, the demo and the benchmark use it, and
+// xstream-gen puts it on the command line.
 //
-// A stream is written as Xen 4.17's saver writes one (Xen 4.13's for a
-// version 2 stream), in xl, libxl or bare libxc framing:
+// A stream is written in xl, libxl or bare libxc framing, with the
+// records of Xen 4.17's saver (Xen 4.13's for a version 2 stream) in the
+// order of the specification's examples, which is Xen's except that Xen
+// writes HVM_CONTEXT before HVM_PARAMS:
 //
 //	PV:  X86_PV_INFO, X86_CPUID_POLICY, X86_MSR_POLICY, STATIC_DATA_END,
 //	     X86_PV_P2M_FRAMES, PAGE_DATA..., X86_TSC_INFO, SHARED_INFO,
@@ -23,7 +25,9 @@
 // default 1024 pages) whatever the size of the domain. The content of a
 // page is a function of the seed, its pfn and the checkpoint round only,
 // so streams that differ in framing, batch size or byte order carry the
-// same domain and have the same content digest (lib/digest).
+// same domain and have the same content digest (lib/digest); for an HVM
+// guest that holds between libxl and xl framing, as a bare libxc stream
+// lacks the device model's records.
 //
 // The records are plausible rather than exact: sizes, field offsets and
 // values follow Xen's structures where the stream format or Xen's
