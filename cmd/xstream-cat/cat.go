@@ -124,12 +124,8 @@ func printItem(opts options, it *sniff.Item, out *bufio.Writer, enc *json.Encode
 		obj["size"] = it.Size
 		return enc.Encode(obj)
 	}
-	idx := "-"
-	if it.Index >= 0 {
-		idx = fmt.Sprint(it.Index)
-	}
-	_, err := fmt.Fprintf(out, "%#010x %-5s %5s %-24s %9d  %s\n", it.Offset, it.Layer, idx, it.Name(), it.Length(), inspect.Summary(it))
-	return err
+	out.WriteString(inspect.Line(it))
+	return out.WriteByte('\n')
 }
 
 func printStats(st *inspect.Stats, out *bufio.Writer) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -115,15 +116,30 @@ func Intersperse(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	out := []string{args[0]}
+	flags, rest := app.Flags, args[1:]
+	// With subcommands, the app's own flags come before the command's
+	// name and the command's flags after it.
+	if len(app.Commands) > 0 {
+		for i, a := range rest {
+			if len(a) > 0 && a[0] == '-' {
+				continue
+			}
+			if cmd := app.Command(a); cmd != nil {
+				out = append(out, rest[:i+1]...)
+				flags, rest = cmd.Flags, rest[i+1:]
+			}
+			break
+		}
+	}
 	takesValue := map[string]bool{}
-	for _, f := range app.Flags {
+	for _, f := range flags {
 		_, isBool := f.(*cli.BoolFlag)
 		for _, n := range f.Names() {
 			takesValue[n] = !isBool
 		}
 	}
-	var flags, pos []string
-	rest := args[1:]
+	var fl, pos []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -131,17 +147,17 @@ func Intersperse(app *cli.App, args []string) []string {
 			break
 		}
 		if len(a) > 1 && a[0] == '-' {
-			flags = append(flags, a)
+			fl = append(fl, a)
 			name := strings.TrimLeft(a, "-")
 			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
 				i++
-				flags = append(flags, rest[i])
+				fl = append(fl, rest[i])
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
-	out := append([]string{args[0]}, flags...)
+	out = append(out, fl...)
 	return append(out, pos...)
 }
 
@@ -164,4 +180,31 @@ func ParseByteOrder(s string) (stream.ByteOrder, error) {
 		return binary.BigEndian, nil
 	}
 	return nil, Usagef("unknown byte order %q: want little, big or native", s)
+}
+
+// ParseSize reads a size such as "64MiB", "64M", "1g", "4096K" or a
+// number of octets.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "b"), "i")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k':
+			shift = 10
+		case 'm':
+			shift = 20
+		case 'g':
+			shift = 30
+		case 't':
+			shift = 40
+		}
+		if shift != 0 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
+	}
+	return n << shift, nil
 }

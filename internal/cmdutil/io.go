@@ -1,7 +1,6 @@
 package cmdutil
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,15 +8,6 @@ import (
 	"sync"
 	"time"
 )
-
-// IsTerminal reports whether f is a terminal (a character device).
-func IsTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// ErrTerminal refuses to write a binary stream to a terminal.
-var ErrTerminal = &UsageError{errors.New("refusing to write a binary stream to a terminal; redirect it or use -o FILE")}
 
 // Output is where a command writes its stream: standard output, or a file
 // written under a temporary name in the same directory and renamed into

@@ -209,6 +209,9 @@ func Framed(t testing.TB, libxc []byte, emu []byte, xlConfig []byte) []byte {
 
 var update = flag.Bool("update", false, "rewrite golden and seed files")
 
+// Update reports whether the tests run with -update.
+func Update() bool { return *update }
+
 // Golden compares got with the file at path, or writes it under -update.
 func Golden(t testing.TB, path string, got []byte) {
 	t.Helper()

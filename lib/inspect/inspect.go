@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/xstream/xstream/lib/libxl"
@@ -107,6 +108,16 @@ func libxcFields(f map[string]any, rec *stream.Record, order stream.ByteOrder) {
 	case *stream.X86MSRPolicy:
 		f["msrs"] = len(v.MSRs)
 	}
+}
+
+// Line returns the item's line in a listing: offset, layer, record index
+// ("-" for headers), type, body length and summary, without a newline.
+func Line(it *sniff.Item) string {
+	idx := "-"
+	if it.Index >= 0 {
+		idx = strconv.Itoa(it.Index)
+	}
+	return fmt.Sprintf("%#010x %-5s %5s %-24s %9d  %s", it.Offset, it.Layer, idx, it.Name(), it.Length(), Summary(it))
 }
 
 // Summary returns a short human description of the item's content.

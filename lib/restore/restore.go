@@ -34,10 +34,6 @@ var ErrNoName = errors.New("the stream has no xl config naming the domain; give 
 
 // Restore reads the stream in r into be and returns the new domain's info.
 func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, err error) {
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
-	if err != nil {
-		return info, err
-	}
 	var (
 		b       domain.Builder
 		config  []byte
@@ -51,6 +47,17 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			b.Abort()
 		}
 	}()
+	// With the name known, take the domain (and its writer lock) before
+	// reading: a second restore of the name fails at once.
+	if opts.Name != "" {
+		if b, err = be.Create(opts.Name, opts.Replace); err != nil {
+			return info, err
+		}
+	}
+	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	if err != nil {
+		return info, err
+	}
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
@@ -67,17 +74,17 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 		case sniff.XLHeader:
 			config = append([]byte(nil), it.XL.Config...)
 		case sniff.LibxcHeaders:
-			if b != nil {
+			if info.Type != 0 {
 				return info, errors.New("restore: a second libxc stream")
 			}
 			name := opts.Name
-			if name == "" {
+			if b == nil {
 				if name = NameFromConfig(config); name == "" {
 					return info, ErrNoName
 				}
-			}
-			if b, err = be.Create(name, opts.Replace); err != nil {
-				return info, err
+				if b, err = be.Create(name, opts.Replace); err != nil {
+					return info, err
+				}
 			}
 			info = domain.Info{Name: name, Type: it.Domain.Type, PageShift: it.Domain.PageShift,
 				XenMajor: it.Domain.XenMajor, XenMinor: it.Domain.XenMinor, Config: config}

@@ -279,7 +279,9 @@ func (w *Walker) next() (*Item, error) {
 			return nil, err
 		}
 		it.Kind, it.Layer, it.Libxc, it.Order, it.Index = LibxcRecord, LayerLibxc, rec, w.lc.ByteOrder(), rec.Index
-		it.Size = rec.WireSize()
+		// The record's own offset: the Reader has read further when it
+		// hands back a record held behind an implied STATIC_DATA_END.
+		it.Offset, it.Size = rec.Offset, rec.WireSize()
 		if w.lcv != nil {
 			if err := w.lcv.Record(rec); err != nil {
 				return nil, err

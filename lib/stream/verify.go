@@ -34,7 +34,6 @@ type Verifier struct {
 	pageData    bool
 	vcpuSeen    bool
 	vcpu0Basic  bool
-	hvmParams   bool // HVM_PARAMS seen since the last checkpoint
 	hvmContext  bool
 	checkpoints int
 	ended       bool
@@ -175,10 +174,12 @@ func (v *Verifier) record(rec *Record) error {
 		if tsc, ok := b.(*X86TSCInfo); ok && tsc.Reserved != 0 {
 			return corrupt("reserved field set in X86_TSC_INFO: %#08x", tsc.Reserved)
 		}
+		// The specification asks for HVM_PARAMS before HVM_CONTEXT, but
+		// Xen's saver writes them the other way round
+		// (x86_hvm_end_of_checkpoint in xg_sr_save_x86_hvm.c) and its
+		// restorer applies the context only at the end of the stream, so
+		// either order is valid.
 		if t == RecHVMContext {
-			if !v.hvmParams {
-				return corrupt("HVM_CONTEXT before HVM_PARAMS, which must precede it")
-			}
 			v.hvmContext = true
 		}
 		return nil
@@ -190,7 +191,6 @@ func (v *Verifier) record(rec *Record) error {
 		if p.Reserved != 0 {
 			return corrupt("reserved field set in HVM_PARAMS: %#08x", p.Reserved)
 		}
-		v.hvmParams = true
 		return nil
 	case RecToolstack:
 		return unsupported("deprecated TOOLSTACK record (never valid in a released stream)")
@@ -207,7 +207,7 @@ func (v *Verifier) record(rec *Record) error {
 			return err
 		}
 		v.checkpoints++
-		v.hvmParams, v.hvmContext = false, false
+		v.hvmContext = false
 		return nil
 	case RecCheckpointDirtyPFNList:
 		return corrupt("CHECKPOINT_DIRTY_PFN_LIST belongs to COLO's back channel, not to a saved stream")

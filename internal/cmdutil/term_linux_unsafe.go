@@ -1,0 +1,16 @@
+//go:build linux
+
+package cmdutil
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
+}

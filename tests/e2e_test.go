@@ -1,0 +1,252 @@
+// Package tests holds the end-to-end tests: they build the commands and
+// drive them through real shell pipelines.
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xstream/xstream/lib/digest"
+	"github.com/xstream/xstream/lib/sniff"
+)
+
+// bin is the directory the commands are built into.
+var bin string
+
+const goldenDir = "../testdata/golden"
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "xstream-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/...")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building the commands: %v\n%s", err, out)
+			return 1
+		}
+		bin = dir
+		return m.Run()
+	}())
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// sh runs a shell pipeline with the built commands first on the PATH.
+func sh(t *testing.T, pipeline string) result {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", pipeline)
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", pipeline, err)
+	}
+	return r
+}
+
+// mustSh runs a pipeline that must succeed.
+func mustSh(t *testing.T, pipeline string) string {
+	t.Helper()
+	r := sh(t, pipeline)
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\n%s", pipeline, r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+func goldens(t *testing.T) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(goldenDir, "*.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".txt") && !strings.HasSuffix(n, ".md") {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no golden streams")
+	}
+	return out
+}
+
+func TestGenVerifyPipe(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"-m 16M", "valid: xl+libxl+libxc stream"},
+		{"--type hvm -m 16M --vcpus 4 -f libxl --checkpoints 3", "valid: libxl+libxc stream"},
+		{"-m 8M -f libxc --big-endian --image-version 2 --batch 100", "valid: libxc stream"},
+		{"--type hvm -m 900M --fill zero", "valid: xl+libxl+libxc stream"}, // RAM above the VGA hole
+	} {
+		out := mustSh(t, "xstream-gen "+tc.args+" | xstream-cat --verify")
+		if !strings.HasPrefix(out, tc.want) {
+			t.Errorf("xstream-gen %s | xstream-cat --verify: %q, want %q...", tc.args, out, tc.want)
+		}
+	}
+}
+
+// TestDigestAcrossFramings: the same domain in other framing, batching
+// and byte order, through a pipe, has the same digest.
+func TestDigestAcrossFramings(t *testing.T) {
+	want := mustSh(t, "xstream-gen -m 12M --vcpus 2 --seed 5 -f libxc | xstream-cat --digest")
+	for _, args := range []string{"-f xl", "-f libxl --batch 7", "-f xl --big-endian --batch 1000"} {
+		got := mustSh(t, "xstream-gen -m 12M --vcpus 2 --seed 5 "+args+" | cat | xstream-cat --digest")
+		if got != want {
+			t.Errorf("%s: digest %q, want %q", args, got, want)
+		}
+	}
+	if got := mustSh(t, "xstream-gen -m 12M --vcpus 2 --seed 6 | xstream-cat --digest"); got == want {
+		t.Errorf("another seed, the same digest %s", got)
+	}
+}
+
+// TestGoldenPipes: each golden through a pipe gives the digest of the
+// file, the one lib/digest computes, and the listing beside it.
+func TestGoldenPipes(t *testing.T) {
+	for _, g := range goldens(t) {
+		piped := mustSh(t, "cat "+g+" | xstream-cat --digest")
+		file := mustSh(t, "xstream-cat --digest "+g)
+		if piped != file {
+			t.Errorf("%s: digest through a pipe %q, of the file %q", g, piped, file)
+		}
+		if want := digestOf(t, g) + "\n"; piped != want {
+			t.Errorf("%s: xstream-cat --digest %q, lib/digest %q", g, piped, want)
+		}
+		listing := mustSh(t, "cat "+g+" | xstream-cat")
+		want, err := os.ReadFile(g + ".txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listing != string(want) {
+			t.Errorf("%s: xstream-cat listing differs from %s.txt", g, g)
+		}
+		if out := mustSh(t, "xstream-cat --verify < "+g); !strings.HasPrefix(out, "valid: ") {
+			t.Errorf("%s: --verify printed %q", g, out)
+		}
+	}
+}
+
+func digestOf(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wk, err := sniff.NewWalker(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.New()
+	for {
+		it, err := wk.Next()
+		if errors.Is(err, io.EOF) {
+			return d.Sum()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Add(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var offsetRE = regexp.MustCompile(`^xstream-cat: .* at offset 0x[0-9a-f]+: `)
+
+// TestTruncated: a stream cut anywhere is invalid (exit 3), and the error
+// line says where.
+func TestTruncated(t *testing.T) {
+	g := filepath.Join(goldenDir, "pv.xl")
+	fi, err := os.Stat(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In the xl header, the libxl header, the libxc headers, a record
+	// header, a PAGE_DATA body, between records, before the libxl END.
+	for _, n := range []int64{10, 380, 400, 0x3c4, 0x1000, 0x10479, fi.Size() - 8} {
+		for _, flags := range []string{"--verify", "", "--digest", "--stats --json"} {
+			pipeline := fmt.Sprintf("head -c %d %s | xstream-cat %s", n, g, flags)
+			r := sh(t, pipeline)
+			if r.code != 3 {
+				t.Errorf("%s: exit %d, want 3 (stderr %q)", pipeline, r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if !offsetRE.MatchString(lines[0]) {
+				t.Errorf("%s: error line %q does not give the offset", pipeline, lines[0])
+			}
+		}
+	}
+}
+
+// TestJSON: every line of xstream-cat --json is an object with the
+// documented fields.
+func TestJSON(t *testing.T) {
+	for _, g := range goldens(t) {
+		out := mustSh(t, "cat "+g+" | xstream-cat --json")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		want := strings.Count(mustSh(t, "xstream-cat "+g), "\n")
+		if len(lines) != want {
+			t.Errorf("%s: %d JSON lines for %d listed items", g, len(lines), want)
+		}
+		prevEnd := float64(0)
+		for i, l := range lines {
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(l), &obj); err != nil {
+				t.Fatalf("%s line %d: %v: %s", g, i+1, err, l)
+			}
+			for _, f := range []string{"offset", "layer", "index", "type", "length", "size"} {
+				if _, ok := obj[f]; !ok {
+					t.Errorf("%s line %d: no %q field: %s", g, i+1, f, l)
+				}
+			}
+			off, _ := obj["offset"].(float64)
+			size, _ := obj["size"].(float64)
+			if off != prevEnd {
+				t.Errorf("%s line %d: offset %v, the item before ended at %v", g, i+1, off, prevEnd)
+			}
+			prevEnd = off + size
+		}
+	}
+}
+
+// TestRefuseTerminal runs xstream-gen with its standard output on a
+// terminal, through script(1) when it is installed.
+func TestRefuseTerminal(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) is not installed")
+	}
+	r := sh(t, `script -qec "xstream-gen -m 1M; echo exit=\$?" /dev/null`)
+	out := strings.ReplaceAll(r.stdout, "\r", "")
+	if !strings.Contains(out, "xstream-gen: refusing to write a binary stream to a terminal\n") ||
+		!strings.Contains(out, "xstream-gen: hint: ") || !strings.Contains(out, "exit=2\n") {
+		t.Errorf("xstream-gen on a terminal printed:\n%s", out)
+	}
+	if len(out) > 1000 {
+		t.Errorf("xstream-gen wrote %d octets to the terminal", len(out))
+	}
+}
