@@ -68,6 +68,12 @@ func Code(err error) int {
 func Run(app *cli.App) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	app.HideHelpCommand = true
+	// Without this urfave/cli gives every command a "help" subcommand
+	// aliased "h", and "xdomain create h" would show help instead of
+	// creating a domain named h.
+	for _, c := range app.Commands {
+		c.HideHelpCommand = true
+	}
 	err := app.Run(Intersperse(app, os.Args))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, describe(err))

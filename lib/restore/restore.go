@@ -162,11 +162,12 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 	if b == nil {
 		return info, errors.New("restore: the stream holds no domain")
 	}
-	if len(vcpus) > 0 {
-		info.VCPUs = len(vcpus)
-		if err := b.SetInfo(info); err != nil {
-			return info, err
-		}
+	info.VCPUs = len(vcpus)
+	if info.VCPUs == 0 { // HVM: the count is in the config, not the stream
+		info.VCPUs = vcpusFromConfig(config)
+	}
+	if err := b.SetInfo(info); err != nil {
+		return info, err
 	}
 	return b.Commit()
 }
@@ -197,6 +198,19 @@ func NameFromConfig(config []byte) string {
 		return string(m[1])
 	}
 	return ""
+}
+
+// vcpusFromConfig returns b_info.max_vcpus of a JSON xl config, or 0.
+func vcpusFromConfig(config []byte) int {
+	var j struct {
+		BInfo struct {
+			MaxVCPUs int `json:"max_vcpus"`
+		} `json:"b_info"`
+	}
+	if json.Unmarshal(bytes.TrimRight(config, "\x00"), &j) == nil {
+		return j.BInfo.MaxVCPUs
+	}
+	return 0
 }
 
 // Describe gives a one-line account of a restored domain.
