@@ -127,8 +127,13 @@ func Intersperse(app *cli.App, args []string) []string {
 	// With subcommands, the app's own flags come before the command's
 	// name and the command's flags after it.
 	if len(app.Commands) > 0 {
-		for i, a := range rest {
-			if len(a) > 0 && a[0] == '-' {
+		appValue := valueFlags(app.Flags)
+		for i := 0; i < len(rest); i++ {
+			a := rest[i]
+			if len(a) > 1 && a[0] == '-' {
+				if n := strings.TrimLeft(a, "-"); !strings.Contains(n, "=") && appValue[n] {
+					i++ // skip the flag's value
+				}
 				continue
 			}
 			if cmd := app.Command(a); cmd != nil {
@@ -138,13 +143,7 @@ func Intersperse(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	takesValue := map[string]bool{}
-	for _, f := range flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
-		}
-	}
+	takesValue := valueFlags(flags)
 	var fl, pos []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -165,6 +164,18 @@ func Intersperse(app *cli.App, args []string) []string {
 	}
 	out = append(out, fl...)
 	return append(out, pos...)
+}
+
+// valueFlags maps each flag name to whether the flag takes a value.
+func valueFlags(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
 }
 
 // StoreFlag is the --store flag every command that uses the store takes.
