@@ -44,6 +44,7 @@ test-cross:
 # stream; BENCHFLAGS="-size 4GiB -keep" and so on pass flags through.
 bench: build
 	$(GO) run ./tests/bench -bin $(BIN) $(BENCHFLAGS)
+	$(GO) run ./tests/benchstore -bin $(BIN) $(BENCHSTOREFLAGS)
 
 # A short run of every fuzz target.
 fuzz:

@@ -74,9 +74,14 @@ type builder struct {
 	// zero page or XTAB sent later for them clears it (pfn>>12 → bits).
 	written map[uint64]*[64]uint64
 	tbuf    []byte
-	zero    []byte
 	maxPFN  uint64 // one past the highest pfn set
+	// dirty counts memory octets written since writeback was last started.
+	dirty int64
 }
+
+// writebackEvery is how much memory a builder writes between asking the
+// kernel to start writing it out.
+const writebackEvery = 32 << 20
 
 var zeroPage [stream.PageSize]byte
 
@@ -147,6 +152,10 @@ func (b *builder) SetPages(pfns []uint64, data []byte) error {
 		}
 		_, err := b.memory.WriteAt(data[mData:endData], int64(pfnOf(mStart))<<stream.PageShift)
 		mStart = -1
+		if b.dirty += int64(endData - mData); b.dirty >= writebackEvery {
+			startWriteback(b.memory)
+			b.dirty = 0
+		}
 		return err
 	}
 	for i, w := range pfns {
