@@ -26,7 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/sniff"
@@ -64,6 +66,7 @@ type Digester struct {
 	verify  bool // VERIFY seen: page data is no longer content
 	page    stream.PageData
 	norm    []byte
+	hashes  [][16]byte // per data page of the current record
 }
 
 // New returns an empty Digester.
@@ -119,23 +122,71 @@ func (d *Digester) pages(body []byte, order stream.ByteOrder) error {
 	if err := d.page.Decode(body, order); err != nil {
 		return err
 	}
-	data := d.page.Data
+	d.hashPages(d.page.Data)
+	i := 0
 	for _, w := range d.page.PFNs {
 		pfn, t, _ := stream.SplitPFNWord(w)
-		var page []byte
-		if t.HasData() {
-			page, data = data[:stream.PageSize], data[stream.PageSize:]
-		}
-		if err := d.Page(pfn, t, page); err != nil {
+		if err := d.setPage(pfn, t); err != nil {
 			return err
+		}
+		if t.HasData() {
+			d.chunks[pfn>>chunkShift].hashes[pfn&(chunkPFNs-1)] = d.hashes[i]
+			i++
 		}
 	}
 	return nil
 }
 
+// hashPages fills d.hashes with the hash of each page in data. Hashing is
+// nearly all of a digest's work, so a record's pages are shared out among
+// the CPUs; the goroutines end before it returns.
+func (d *Digester) hashPages(data []byte) {
+	n := len(data) / stream.PageSize
+	if cap(d.hashes) < n {
+		d.hashes = make([][16]byte, n)
+	}
+	d.hashes = d.hashes[:n]
+	hash := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d.hashes[i] = pageHash(data[i*stream.PageSize : (i+1)*stream.PageSize])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), n/minPagesPerWorker)
+	if workers <= 1 {
+		hash(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := per; lo < n; lo += per {
+		wg.Add(1)
+		go func(lo int) {
+			defer wg.Done()
+			hash(lo, min(lo+per, n))
+		}(lo)
+	}
+	hash(0, min(per, n))
+	wg.Wait()
+}
+
+// minPagesPerWorker keeps small records on one goroutine, where starting
+// another would cost more than it saves.
+const minPagesPerWorker = 64
+
 // Page records pfn's type and content (nil for types without data); XTAB
 // removes the pfn.
 func (d *Digester) Page(pfn uint64, t stream.PageType, data []byte) error {
+	if err := d.setPage(pfn, t); err != nil {
+		return err
+	}
+	if t.HasData() {
+		d.chunks[pfn>>chunkShift].hashes[pfn&(chunkPFNs-1)] = pageHash(data[:stream.PageSize])
+	}
+	return nil
+}
+
+// setPage records pfn's type, with a zero hash; XTAB removes the pfn.
+func (d *Digester) setPage(pfn uint64, t stream.PageType) error {
 	ci, bit := pfn>>chunkShift, pfn&(chunkPFNs-1)
 	c := d.chunks[ci]
 	if t == stream.PageXTab {
@@ -153,11 +204,7 @@ func (d *Digester) Page(pfn uint64, t stream.PageType, data []byte) error {
 	}
 	c.present |= 1 << bit
 	c.types[bit] = t
-	if t.HasData() {
-		c.hashes[bit] = pageHash(data[:stream.PageSize])
-	} else {
-		c.hashes[bit] = [16]byte{}
-	}
+	c.hashes[bit] = [16]byte{}
 	return nil
 }
 
