@@ -15,12 +15,7 @@ import (
 	"github.com/xstream/xstream/lib/stream"
 )
 
-func openStore(root string) (*store.Store, error) {
-	if root == "" {
-		root = store.DefaultRoot()
-	}
-	return store.Open(root)
-}
+func openStore(root string) (*store.Store, error) { return store.Open(root) }
 
 type createOptions struct {
 	typ, memory, fill string

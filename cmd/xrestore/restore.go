@@ -30,11 +30,7 @@ func run(opts options) error {
 			return cmdutil.Usagef("%v", err)
 		}
 	}
-	root := opts.store
-	if root == "" {
-		root = store.DefaultRoot()
-	}
-	st, err := store.Open(root)
+	st, err := store.Open(opts.store)
 	if err != nil {
 		return err
 	}

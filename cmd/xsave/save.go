@@ -24,11 +24,7 @@ func run(opts options) error {
 	if err != nil {
 		return err
 	}
-	root := opts.store
-	if root == "" {
-		root = store.DefaultRoot()
-	}
-	st, err := store.Open(root)
+	st, err := store.Open(opts.store)
 	if err != nil {
 		return err
 	}

@@ -3,33 +3,19 @@ package digest_test
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"testing"
 
 	"github.com/xstream/xstream/internal/testutil"
 	"github.com/xstream/xstream/lib/digest"
-	"github.com/xstream/xstream/lib/sniff"
 )
 
 func sum(t *testing.T, in []byte) string {
 	t.Helper()
-	wk, err := sniff.NewWalker(bytes.NewReader(in), &sniff.Options{Verify: true})
+	d, err := digest.Stream(bytes.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := digest.New()
-	for {
-		it, err := wk.Next()
-		if err == io.EOF {
-			return d.Sum()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Add(it); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return d
 }
 
 // TestInvariance: batching, batch order, byte order, stream version and

@@ -2,9 +2,11 @@ package digest
 
 import (
 	"encoding/binary"
+	"io"
 
 	"github.com/xstream/xstream/lib/domain"
 	"github.com/xstream/xstream/lib/libxl"
+	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/stream"
 )
 
@@ -55,4 +57,26 @@ func Source(src domain.Source) (string, error) {
 		}
 	}
 	return d.Sum(), nil
+}
+
+// Stream returns the digest of the stream in r (xl, libxl or libxc),
+// verifying it on the way.
+func Stream(r io.Reader) (string, error) {
+	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	if err != nil {
+		return "", err
+	}
+	d := New()
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			return d.Sum(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := d.Add(it); err != nil {
+			return "", err
+		}
+	}
 }

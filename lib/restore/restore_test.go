@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,30 +14,17 @@ import (
 	"github.com/xstream/xstream/lib/domain"
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/save"
-	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
 )
 
 func streamDigest(t *testing.T, in []byte) string {
 	t.Helper()
-	wk, err := sniff.NewWalker(bytes.NewReader(in), &sniff.Options{Verify: true})
+	d, err := digest.Stream(bytes.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := digest.New()
-	for {
-		it, err := wk.Next()
-		if err == io.EOF {
-			return d.Sum()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Add(it); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return d
 }
 
 func storeDigest(t *testing.T, s *store.Store, name string) string {

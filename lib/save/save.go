@@ -211,53 +211,36 @@ func qemuTail(w io.Writer, recs []domain.Record) error {
 	return nil
 }
 
-// phase places a libxc record: 0 static (before STATIC_DATA_END), 1 before
-// the pages, 2 after them.
+// position places each libxc state record type in Xen's saver order:
+// phase 0 is static data (before STATIC_DATA_END), phase 1 what must come
+// before the pages, phase 2 what follows them; rank orders within.
+var position = map[stream.RecordType]struct{ phase, rank int }{
+	stream.RecX86PVInfo:         {0, 0},
+	stream.RecX86CPUIDPolicy:    {0, 1},
+	stream.RecX86MSRPolicy:      {0, 2},
+	stream.RecX86PVP2MFrames:    {1, 3},
+	stream.RecX86TSCInfo:        {2, 4},
+	stream.RecSharedInfo:        {2, 5},
+	stream.RecX86PVVCPUBasic:    {2, 6},
+	stream.RecX86PVVCPUExtended: {2, 6},
+	stream.RecX86PVVCPUXSave:    {2, 6},
+	stream.RecX86PVVCPUMSRs:     {2, 6},
+	stream.RecHVMParams:         {2, 7},
+	stream.RecHVMContext:        {2, 8},
+}
+
 func phase(t uint32) int {
-	switch stream.RecordType(t) {
-	case stream.RecX86PVInfo, stream.RecX86CPUIDPolicy, stream.RecX86MSRPolicy:
-		return 0
-	case stream.RecX86PVP2MFrames:
-		return 1
+	if p, ok := position[stream.RecordType(t)]; ok {
+		return p.phase
 	}
 	return 2
 }
 
-// rank orders records within a phase as Xen's saver does.
 func rank(t uint32) int {
-	switch stream.RecordType(t) {
-	case stream.RecX86PVInfo:
-		return 0
-	case stream.RecX86CPUIDPolicy:
-		return 1
-	case stream.RecX86MSRPolicy:
-		return 2
-	case stream.RecX86PVP2MFrames:
-		return 3
-	case stream.RecX86TSCInfo:
-		return 4
-	case stream.RecSharedInfo:
-		return 5
-	case stream.RecX86PVVCPUBasic, stream.RecX86PVVCPUExtended, stream.RecX86PVVCPUXSave, stream.RecX86PVVCPUMSRs:
-		return 6
-	case stream.RecHVMParams:
-		return 7
-	case stream.RecHVMContext:
-		return 8
+	if p, ok := position[stream.RecordType(t)]; ok {
+		return p.rank
 	}
 	return 9
-}
-
-func vcpuRank(t uint32) int {
-	switch stream.RecordType(t) {
-	case stream.RecX86PVVCPUBasic:
-		return 0
-	case stream.RecX86PVVCPUExtended:
-		return 1
-	case stream.RecX86PVVCPUXSave:
-		return 2
-	}
-	return 3
 }
 
 // order sorts the state records into libxc records in stream order and
@@ -278,13 +261,12 @@ func order(dt stream.DomainType, recs []domain.Record) (libxc, libxlRecs []domai
 		if rank(a.Type) != rank(b.Type) {
 			return rank(a.Type) < rank(b.Type)
 		}
-		if rank(a.Type) == 6 {
-			ka, _ := a.Key()
-			kb, _ := b.Key()
-			if ka != kb {
-				return ka < kb
-			}
-			return vcpuRank(a.Type) < vcpuRank(b.Type)
+		// vCPU records: by vCPU, then BASIC, EXTENDED, XSAVE, MSRS,
+		// which is their numeric order.
+		ka, _ := a.Key()
+		kb, _ := b.Key()
+		if ka != kb {
+			return ka < kb
 		}
 		return a.Type < b.Type
 	})

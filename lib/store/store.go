@@ -75,8 +75,12 @@ type Store struct {
 
 var _ domain.Backend = (*Store)(nil)
 
-// Open opens (creating if needed) the store at root.
+// Open opens (creating if needed) the store at root; "" means
+// DefaultRoot().
 func Open(root string) (*Store, error) {
+	if root == "" {
+		root = DefaultRoot()
+	}
 	for _, d := range []string{root, filepath.Join(root, dataDir), filepath.Join(root, lockDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
