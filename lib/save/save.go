@@ -225,8 +225,9 @@ var position = map[stream.RecordType]struct{ phase, rank int }{
 	stream.RecX86PVVCPUExtended: {2, 6},
 	stream.RecX86PVVCPUXSave:    {2, 6},
 	stream.RecX86PVVCPUMSRs:     {2, 6},
-	stream.RecHVMParams:         {2, 7},
-	stream.RecHVMContext:        {2, 8},
+	stream.RecHVMContext:        {2, 7}, // Xen's saver sends the context
+	stream.RecHVMParams:         {2, 8}, // before the params, unlike the spec's example
+
 }
 
 func phase(t uint32) int {
