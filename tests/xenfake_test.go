@@ -62,7 +62,7 @@ func TestXenPipeline(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "xsave: saved Xen domain gen-pv (id 3, 128 MiB)") || !strings.Contains(r.stderr, "xrestore: restored gen-pv into Xen: domain id 7") {
+	if !strings.Contains(r.stderr, "xsave: saved Xen domain gen-pv, 8.0 MiB; the domain is destroyed") || !strings.Contains(r.stderr, "xrestore: restored gen-pv into Xen: x86 PV, running") {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 	if got := mustSh(t, "xstream-cat --digest "+filepath.Join(dir, "restored.stream")); got != want {
@@ -72,7 +72,7 @@ func TestXenPipeline(t *testing.T) {
 		t.Fatalf("gen-pv is %q", st)
 	}
 	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
-	if !strings.Contains(string(calls), "save -p 3 /proc/self/fd/3\n") || !strings.Contains(string(calls), "destroy 3\n") {
+	if !strings.Contains(string(calls), "save -p gen-pv /proc/self/fd/3\n") || !strings.Contains(string(calls), "destroy gen-pv\n") {
 		t.Fatalf("xl calls:\n%s", calls)
 	}
 	out := mustSh(t, "xdomain list")
@@ -91,7 +91,7 @@ func TestXenFailures(t *testing.T) {
 	mustSh(t, "xstream-gen -m 8M > "+stream)
 
 	t.Run("no such domain", func(t *testing.T) {
-		oneLine(t, sh(t, "xsave nosuch > /dev/null"), 1, "xsave: saving nosuch: xen: no such domain: nosuch")
+		oneLine(t, sh(t, "xsave nosuch > /dev/null"), 1, "xsave: saving nosuch: xl save nosuch: nosuch is an invalid domain identifier (rc=-6)")
 	})
 	t.Run("xl save fails", func(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "save.fail"), []byte("libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend\n"), 0o644)
@@ -116,6 +116,9 @@ func TestXenFailures(t *testing.T) {
 		oneLine(t, r, 1, "xl save gen-pv: xc: error: Failed to map guest memory")
 		if _, err := os.Stat(out); err == nil {
 			t.Fatal("a failed save left its output file")
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp*")); len(left) > 0 {
+			t.Fatalf("a failed save left %v", left)
 		}
 		mustSh(t, "xsave --keep -q -o "+out+" gen-pv && cmp "+out+" "+stream)
 		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {

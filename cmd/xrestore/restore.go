@@ -120,7 +120,6 @@ func runXen(host *xen.Host, opts options) error {
 	if opts.paused {
 		state = "paused"
 	}
-	d := res.Domain
-	prog.Done(fmt.Sprintf("restored %s into Xen: domain id %d, %v, %d MiB, %s (%s read)", d.Name, d.ID, res.Type, d.MemoryMiB, state, cmdutil.Size(res.Bytes)))
+	prog.Done(fmt.Sprintf("restored %s into Xen: %v, %s (%s read)", res.Name, res.Type, state, cmdutil.Size(res.Bytes)))
 	return nil
 }

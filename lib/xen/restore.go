@@ -34,8 +34,8 @@ type RestoreOptions struct {
 
 // Restored describes a restored domain.
 type Restored struct {
-	Domain Domain
-	Type   stream.DomainType
+	Name string
+	Type stream.DomainType
 	// Bytes is the size of the stream read.
 	Bytes int64
 }
@@ -75,14 +75,18 @@ type restoring struct {
 	waitErr error
 }
 
-func (h *Host) startRestore() (*restoring, error) {
+func (h *Host) startRestore(paused bool) (*restoring, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	growPipe(w)
 	log := &outputLog{tee: h.Log}
-	cmd := h.command(log, "restore", "-p", "/proc/self/fd/3")
+	args := []string{"restore", "/proc/self/fd/3"}
+	if paused {
+		args = []string{"restore", "-p", "/proc/self/fd/3"}
+	}
+	cmd := h.command(log, args...)
 	cmd.ExtraFiles = []*os.File{r}
 	if err := cmd.Start(); err != nil {
 		r.Close()
@@ -117,9 +121,8 @@ func (rs *restoring) wait(timeout time.Duration) error {
 }
 
 // Restore reads a stream of any framing from r, verifying every record,
-// and restores it into Xen through `xl restore`. The domain is unpaused
-// (unless Paused) only when the whole stream has arrived and checked out;
-// on any failure no new domain is left behind.
+// and restores it into Xen through `xl restore`. Xen sees only verified
+// records, and on any failure no new domain is left behind.
 func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restored, err error) {
 	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
 	if err != nil {
@@ -147,31 +150,42 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		return res, ErrNoName
 	}
 
+	// xl restore takes as long to start as xl list takes to run: start
+	// it at once, guessing that the name is free, while xl list tells.
+	// Xen reads only records that have been verified, and xl sees the
+	// END record only when everything before it has checked out; so
+	// unless it must wait for its name, the domain may start as soon
+	// as xl has built it (a failure after that, trailing octets, still
+	// destroys it).
+	rs, err := h.startRestore(opts.Paused)
+	if err != nil {
+		return res, err
+	}
 	// A domain of that name still running is, most often, the one
 	// being saved into our input on this very host: build the new one
-	// beside it and take the name at the end.
+	// beside it, paused, and take the name at the end.
 	target := name
-	old, err := h.exists(ctx, name)
-	if err != nil {
-		return res, err
-	}
-	if old {
+	names, err := h.names(ctx)
+	if err == nil && names[name] {
 		target = name + IncomingSuffix
-		if taken, err := h.exists(ctx, target); err != nil {
-			return res, err
-		} else if taken {
-			return res, fmt.Errorf("xen: domains %s and %s both exist (another restore in progress?)", name, target)
+		if names[target] {
+			err = fmt.Errorf("xen: domains %s and %s both exist (another restore in progress?)", name, target)
 		}
 	}
-	if target != cfg.Name() {
-		if cfg, err = cfg.WithName(target); err != nil {
+	if err == nil && target != cfg.Name() {
+		cfg, err = cfg.WithName(target)
+	}
+	pause := opts.Paused || target != name
+	if err != nil || pause != opts.Paused {
+		// The guess was wrong: that xl finds no header and builds
+		// nothing.
+		rs.wait(h.abortTimeout())
+		if err != nil {
 			return res, err
 		}
-	}
-
-	rs, err := h.startRestore()
-	if err != nil {
-		return res, err
+		if rs, err = h.startRestore(pause); err != nil {
+			return res, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -181,7 +195,9 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	stop := context.AfterFunc(ctx, func() { rs.w.Close() })
 	defer stop()
 
-	x := newXLWriter(bufio.NewWriterSize(pipeWriter{rs.w}, 1<<20), cfg)
+	// A small buffer: a page batch's body goes into the pipe whole,
+	// not copied through it.
+	x := newXLWriter(bufio.NewWriterSize(pipeWriter{rs.w}, 64<<10), cfg)
 	var lastRep int64
 	for it := first; ; {
 		if it.Kind == sniff.LibxcHeaders {
@@ -194,11 +210,14 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 			lastRep = wk.Offset()
 			opts.Progress(lastRep)
 		}
-		if it, err = wk.Next(); err == io.EOF {
+		next, err := wk.Next()
+		if err == io.EOF {
 			break
-		} else if err != nil {
+		}
+		if err != nil {
 			return res, err
 		}
+		it = next
 	}
 	if err := x.Close(); err != nil {
 		return res, err
@@ -216,13 +235,13 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 			return res, err
 		}
 	}
-	if !opts.Paused {
-		if _, err := h.run(ctx, "unpause", name); err != nil {
+	if pause && !opts.Paused {
+		if err := h.unpause(ctx, name); err != nil {
 			return res, err
 		}
 	}
-	res.Domain, err = h.Lookup(ctx, name)
-	return res, err
+	res.Name = name
+	return res, nil
 }
 
 // takeName waits for the older domain of that name to go away, or with
@@ -238,7 +257,7 @@ func (h *Host) takeName(ctx context.Context, name string, replace bool) error {
 			return h.Destroy(ctx, name)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: a domain named %s is still running (replace it, or restore under another name)", domainExists, name)
+			return fmt.Errorf("%w: a domain named %s is still running (replace it, or restore under another name)", ErrExists, name)
 		}
 		select {
 		case <-ctx.Done():
@@ -248,10 +267,8 @@ func (h *Host) takeName(ctx context.Context, name string, replace bool) error {
 	}
 }
 
-var domainExists = errors.New("xen: domain exists")
-
 // ErrExists is returned when the name stays taken by another domain.
-var ErrExists = domainExists
+var ErrExists = errors.New("xen: domain exists")
 
 // abortRestore stops a failed restore and destroys what it built. It
 // returns the error to report: xl's own when xl stopped reading first.

@@ -25,12 +25,19 @@
 //     the caller has the whole stream safely (verified, flushed, synced);
 //     Saving.Abort unpauses it. A saver killed half-way leaves the domain
 //     running (xl resumes it when its pipe breaks) or, at worst, paused.
-//   - A restore runs `xl restore -p` and unpauses the domain only after the
-//     whole stream has arrived and checked out; any failure destroys it.
-//     When a domain of the same name is still running (a save and a
-//     restore on one host, `xsave vm | xrestore`), the new domain is
-//     built under NAME--incoming, as `xl migrate` does, and renamed once
-//     the old one has gone.
+//   - A restore hands xl only records that have checked out, and the END
+//     record only when everything before it has: xl cannot finish
+//     building a domain from a stream that fails. A failure found later
+//     (octets after the end) still destroys the domain. When a domain
+//     of the same name is still running (a save and a restore on one
+//     host, `xsave vm | xrestore`), the new domain is built paused under
+//     NAME--incoming, as `xl migrate` builds it, and renamed and
+//     unpaused once the old one has gone.
+//
+// Every xl command costs a process start and a libxl context, dear under
+// emulation: a save runs `xl save` and `xl destroy`, a restore `xl list`
+// and `xl restore` (and `xl rename`, `xl unpause` beside a running
+// namesake), nothing more.
 package xen
 
 import (
@@ -137,6 +144,12 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes an xl failure that says the domain does not exist match
+// domain.ErrNotFound.
+func (e *Error) Is(target error) bool {
+	return target == domain.ErrNotFound && noSuchDomain.MatchString(strings.Join(e.Lines, "\n"))
+}
 
 // errorLine matches the lines of xl's output that report a failure.
 var errorLine = regexp.MustCompile(`(?i)\berror\b|\bfail|cannot|can't|unable|invalid|does not exist|not exist|no such|refus|denied|already exists`)
@@ -341,13 +354,29 @@ func (h *Host) Lookup(ctx context.Context, name string) (Domain, error) {
 // noSuchDomain matches what xl says of a domain it does not have.
 var noSuchDomain = regexp.MustCompile(`(?i)not exist|invalid domain identifier|no such domain`)
 
+// names returns the names of the host's domains: one `xl list`, much
+// cheaper than a look-up by name (which lists every domain's name from
+// xenstore).
+func (h *Host) names(ctx context.Context) (map[string]bool, error) {
+	out, err := h.run(ctx, "list")
+	if err != nil {
+		return nil, err
+	}
+	doms, err := parseList(out)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, d := range doms {
+		names[d.Name] = true
+	}
+	return names, nil
+}
+
 // exists reports whether a domain of that name exists.
 func (h *Host) exists(ctx context.Context, name string) (bool, error) {
-	_, err := h.Lookup(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	names, err := h.names(ctx)
+	return names[name], err
 }
 
 // Destroy destroys a domain.
