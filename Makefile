@@ -41,7 +41,7 @@ test-cross:
 	fi
 
 # xsave and xrestore against a real Xen 4.17 in the lab (../shared/xenlab,
-# run as root, two lab boots, about 12 minutes): see tests/xen/run.sh.
+# run as root, two lab boots, 8 to 13 minutes): see tests/xen/run.sh.
 test-xen:
 	bash tests/xen/run.sh
 

@@ -194,8 +194,8 @@ bench() {
 # compressed paths run in the first two rounds.
 run_bench() {
 	local rounds=$1 round who order compress_save=
-	if xsave --help 2>&1 | grep -q -- '--compress'; then
-		compress_save="xsave -q --compress -o /tmp/b.xlz xlguest"
+	if xsave --help 2>&1 | grep -q -- "--compress value"; then
+		compress_save="xsave -q --compress zstd -o /tmp/b.xlz xlguest"
 	elif have xstream-compress; then
 		compress_save="xsave -q xlguest | xstream-compress > /tmp/b.xlz"
 	fi

@@ -22,13 +22,14 @@
 # this tree has them (cmd/xstream-compress, cmd/xstream-upgrade), and
 # their sub-checks say SKIP when it has not.
 #
-# Environment: XENLAB (the xenlab command), XSTREAM_XEN_WORK (work
-# directory, default /var/tmp/xstream-test-xen, kept for inspection).
+# Environment: XENLAB (the xenlab command), XSTREAM_CORPUS (default
+# ../shared/corpus), XSTREAM_XEN_WORK (work directory, default
+# /var/tmp/xstream-test-xen, kept for inspection).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/xen
 LAB=${XENLAB:-$ROOT/../shared/xenlab/xenlab}
-CORPUS=$ROOT/../shared/corpus/xen-real
+CORPUS=${XSTREAM_CORPUS:-$ROOT/../shared/corpus}/xen-real
 W=${XSTREAM_XEN_WORK:-/var/tmp/xstream-test-xen}
 GO=${GO:-go}
 T0=$(date +%s)
