@@ -133,7 +133,11 @@ func (r *Reader) detect() (Layout, error) {
 		return Layout{}, withHint(best.err, "the stream reads as a %s stream: try -w %d -g %s, or leave -w and -g out",
 			alt.short(), alt.Width, lower(alt.Guest))
 	}
-	return Layout{}, fails[0].err
+	err = fails[0].err
+	if fe := (*stream.FormatError)(nil); errors.As(err, &fe) && fe.Offset == r.start && len(fails) == len(outs) {
+		err = withHint(err, "no reading of it makes sense: is it a Xen save stream at all?")
+	}
+	return Layout{}, err
 }
 
 // distance counts the fields in which two layouts differ.

@@ -382,27 +382,10 @@ func TestOverridesAgree(t *testing.T) {
 	}
 }
 
-// TestUndetermined builds a stream that reads as two layouts for longer
-// than the detection window: a 32-bit HVM stream with an empty body and a
-// huge HVM context, whose octets also read as a 64-bit HVM stream of
-// one-page batches. Detection must ask, not guess; -w settles it.
+// TestUndetermined: a stream that reads as two layouts for longer than
+// the detection window must make Detect ask, not guess; -w settles it.
 func TestUndetermined(t *testing.T) {
-	var b []byte
-	b = append(b, u32(0x100)...) // p2m size; as 64-bit with the next word
-	b = append(b, u32(0)...)     // 32-bit: END; 64-bit: upper half of the p2m size
-	// 32-bit: magic pfns (24), context size (4), context header...; 64-bit:
-	// chunk marker 1, a pfn entry and a page, again and again.
-	b = append(b, u32(1)...)
-	for len(b) < 2*ProbeWindow {
-		b = append(b, u64(uint64(len(b)/4200%0x100))...) // a pfn entry
-		page := make([]byte, 4096)
-		b = append(b, page...)
-		b = append(b, u32(1)...) // next chunk: a batch of one
-	}
-	// Make octets 32.. a context size (1 MiB, past the window) and header
-	// for the 32-bit reading: they are the first page's data in the
-	// 64-bit one.
-	copy(b[32:], cat(u32(1<<20), []byte{1, 0, 0, 0}, u32(24), u32(hvmFileMagic)))
+	b := legacygen.Ambiguous(2 * ProbeWindow)
 	_, err := NewReader(bytes.NewReader(b), nil).Detect()
 	if !errors.Is(err, ErrUndetermined) {
 		t.Fatalf("Detect: %v, want ErrUndetermined", err)

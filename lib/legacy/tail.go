@@ -165,8 +165,10 @@ func (r *Reader) trailing() error {
 		count = "more"
 	}
 	var e error = stream.Corrupt("%s %s of trailing data after the end of the stream", count, what)
-	if r.layout.Guest == GuestPV && len(b) >= 4 {
-		e = withHint(e, "a legacy PV stream ends with its shared info page; a checkpointed (Remus) stream is not supported")
+	if len(b) >= 4 {
+		if m := int32(le.Uint32(b)); m >= chunkMin && m <= MaxBatch {
+			e = withHint(e, "it looks like another checkpoint's chunks: checkpointed (Remus) streams are not supported")
+		}
 	}
 	r.err = &stream.FormatError{Layer: "legacy", Offset: off, Index: -1, Type: "end of stream", Err: e}
 	return r.err

@@ -467,3 +467,25 @@ func (g *gen) hvmTail() {
 		g.put(g.random(c.QemuTail))
 	}
 }
+
+// Ambiguous returns a stream of at least n octets that reads correctly as
+// two layouts for its first n octets: as a 32-bit HVM stream with an empty
+// body and a 1 MiB HVM context, and as a 64-bit HVM stream of one-page
+// batches (the context's header is the first page's data). Detection must
+// ask which, not guess.
+func Ambiguous(n int) []byte {
+	var b []byte
+	b = le.AppendUint32(b, 0x100) // p2m size (64-bit: with the next word)
+	b = le.AppendUint32(b, 0)     // 32-bit: END; 64-bit: upper half of the p2m size
+	for i := 0; len(b) < n; i++ {
+		b = le.AppendUint32(b, 1)               // 64-bit: a batch of one
+		b = le.AppendUint64(b, uint64(i%0x100)) // its pfn entry
+		b = append(b, make([]byte, 4096)...)    // its page
+	}
+	// 32-bit reading: octets 8-31 are the magic pfns, 32-35 the context
+	// size, 36- the context, starting with Xen's save header.
+	copy(b[32:], le.AppendUint32(nil, 1<<20))
+	copy(b[36:], []byte{1, 0, 0, 0, 24, 0, 0, 0})
+	copy(b[44:], le.AppendUint32(nil, 0x54381286))
+	return b
+}
