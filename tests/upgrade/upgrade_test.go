@@ -258,3 +258,51 @@ func TestGenerated(t *testing.T) {
 		}
 	}
 }
+
+// TestCat: xstream-cat shows a legacy stream as the stream xstream-upgrade
+// makes of it, verifies it, and gives it the digest of Xen's conversion.
+func TestCat(t *testing.T) {
+	dir, cases := testcorpus.Legacy(t)
+	tmp := t.TempDir()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			in, v3 := q(filepath.Join(dir, c.Name+".legacy")), q(filepath.Join(dir, c.Name+".v3"))
+			// Listing: the legacy stream's records are those of its
+			// libxc-format conversion, as a pipe into xstream-cat shows.
+			script := fmt.Sprintf("xstream-cat %s > a && cat %s | xstream-upgrade | xstream-cat > b && cmp a b", in, in)
+			if code, stderr := sh(t, tmp, script); code != 0 || !strings.Contains(stderr, "showing the upgraded stream") {
+				t.Fatalf("listing: exit %d: %s", code, stderr)
+			}
+			code, stderr := sh(t, tmp, fmt.Sprintf("cat %s | xstream-cat --verify > v", in))
+			out, _ := os.ReadFile(filepath.Join(tmp, "v"))
+			if code != 0 || stderr != "" || !regexp.MustCompile(`^valid: legacy stream \(\d\d-bit toolstack, (PV|HVM) guest\); upgraded: `).Match(out) {
+				t.Fatalf("--verify: exit %d: %s%s", code, out, stderr)
+			}
+			// The digest is that of Xen's conversion to libxc format (a
+			// libxl-format conversion has the toolstack's physmap too).
+			if !strings.Contains(c.OutputFormat, "libxl") {
+				if code, stderr := sh(t, tmp, fmt.Sprintf("xstream-cat --digest %s > d1 && xstream-cat --digest %s > d2 && cmp d1 d2", in, v3)); code != 0 {
+					t.Fatalf("--digest differs from that of Xen's conversion: %s", stderr)
+				}
+			}
+		})
+	}
+	t.Run("bad", func(t *testing.T) {
+		pv32, err := os.ReadFile(filepath.Join(dir, "w32-pv32-libxc.legacy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(tmp, "trunc"), pv32[:200000], 0o644)
+		code, stderr := sh(t, tmp, "xstream-cat --verify trunc")
+		if code != 3 || !strings.HasPrefix(stderr, "xstream-cat: legacy chunk 1 (PAGE_BATCH) at offset 0x") || strings.Count(stderr, "\n") != 1 {
+			t.Fatalf("truncated: exit %d: %s", code, stderr)
+		}
+		os.WriteFile(filepath.Join(tmp, "amb"), legacygen.Ambiguous(600<<10), 0o644)
+		if code, stderr := sh(t, tmp, "xstream-cat --verify amb"); code != 2 || !strings.Contains(stderr, "cannot tell") {
+			t.Fatalf("ambiguous: exit %d: %s", code, stderr)
+		}
+		if code, stderr := sh(t, tmp, "xstream-cat --verify -w 64 amb"); code != 3 || strings.Contains(stderr, "cannot tell") {
+			t.Fatalf("ambiguous with -w 64: exit %d: %s", code, stderr)
+		}
+	})
+}
