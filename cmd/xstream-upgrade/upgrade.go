@@ -113,16 +113,16 @@ func run(opts options, f files) (err error) {
 		}
 	}
 
-	in, err := openInput(opts, f.stdin)
+	in, closeIn, err := openInput(opts, f.stdin)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer closeIn()
 	out, err := openOutput(opts, f)
 	if err != nil {
 		return err
 	}
-	info, err := upgrade.Upgrade(out, in, &opts.upgrade)
+	info, err := upgrade.Upgrade(out.writer(), in, &opts.upgrade)
 	if err != nil {
 		out.abort()
 		return err
@@ -145,19 +145,26 @@ func run(opts options, f files) (err error) {
 	return nil
 }
 
-func openInput(opts options, stdin io.Reader) (io.ReadCloser, error) {
+// openInput opens the input. It returns standard input as it is (an
+// *os.File, not wrapped), so that page data can move from it with
+// splice(2).
+func openInput(opts options, stdin io.Reader) (io.Reader, func(), error) {
 	switch {
 	case opts.in == "" || opts.in == "-":
-		return io.NopCloser(stdin), nil
+		return stdin, func() {}, nil
 	case opts.inFD:
 		fd, _ := strconv.Atoi(opts.in)
 		f := os.NewFile(uintptr(fd), "fd "+opts.in)
 		if f == nil {
-			return nil, cmdutil.Usagef("-i %s: not a file descriptor", opts.in)
+			return nil, nil, cmdutil.Usagef("-i %s: not a file descriptor", opts.in)
 		}
-		return f, nil
+		return f, func() { f.Close() }, nil
 	}
-	return os.Open(opts.in)
+	f, err := os.Open(opts.in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // output is where the stream goes: standard output, a file descriptor, or
@@ -187,6 +194,16 @@ func openOutput(opts options, f files) (*output, error) {
 		return &output{w: file, closeFD: file}, nil
 	}
 	return &output{path: opts.out}, nil
+}
+
+// writer returns what the stream is written to: standard output or the
+// file descriptor itself (an *os.File, so that page data can move into it
+// with splice(2)), or the Output that creates -o FILE on its first write.
+func (o *output) writer() io.Writer {
+	if o.path == "" {
+		return o.w
+	}
+	return o
 }
 
 func (o *output) Write(p []byte) (int, error) {

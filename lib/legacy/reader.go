@@ -36,6 +36,13 @@ type Options struct {
 	// EmulatorXenstore returns; Xen's converter does this for libxl
 	// output. Without it the chunk is skipped unread.
 	Toolstack bool
+	// StreamPages makes Next return PAGE_DATA records without their
+	// pages: the record's Body ends with the pfn words, and the DataLen
+	// octets of page data that complete it are read from the Reader
+	// itself (Read, or WriteTo, which can move them without copying),
+	// before the next call to Next, which skips what is left. Memory then
+	// holds no page data at all.
+	StreamPages bool
 }
 
 // Layout is what Detect found (or was told) about a stream.
@@ -114,6 +121,10 @@ type Reader struct {
 	words []uint64 // pfn words, for the duplicate check
 
 	tail *Tail
+
+	// StreamPages: the page data of the last PAGE_DATA record.
+	dataLeft, dataTotal int64
+	dataPart            part
 }
 
 // NewReader returns a Reader of the legacy stream in r. If r is a
@@ -185,6 +196,16 @@ func (r *Reader) ready() error {
 func (r *Reader) Next() (*stream.Record, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
+	}
+	if r.dataLeft > 0 {
+		if err := r.skip(r.dataLeft); err != nil {
+			var tr truncated
+			if errors.As(err, &tr) {
+				r.dataLeft -= tr.have
+			}
+			return nil, r.dataErr(err)
+		}
+		r.dataLeft = 0
 	}
 	for {
 		if r.state >= stAfterEnd {
@@ -553,7 +574,8 @@ func (r *Reader) pageBatch(n int, p part) (*stream.Record, error) {
 	}
 	hdr := 8 + 8*len(words)
 	size := hdr + data*stream.PageSize
-	if r.probe {
+	streamed := r.probe || r.opts.StreamPages
+	if streamed {
 		size = hdr
 	}
 	if cap(r.page) < size {
@@ -572,14 +594,74 @@ func (r *Reader) pageBatch(n int, p part) (*stream.Record, error) {
 			return nil, stream.Corrupt("pfn %#x appears twice in the batch", words[i]&stream.PFNMask)
 		}
 	}
-	if r.probe {
+	switch {
+	case r.probe:
 		if err := r.skip(int64(data) * stream.PageSize); err != nil {
 			return nil, err
 		}
-	} else if err := r.readFull(body[hdr:]); err != nil {
-		return nil, err
+	case streamed:
+		r.dataLeft, r.dataTotal, r.dataPart = int64(data)*stream.PageSize, int64(data)*stream.PageSize, p
+	default:
+		if err := r.readFull(body[hdr:]); err != nil {
+			return nil, err
+		}
 	}
 	return r.record(stream.RecPageData, p.off, body), nil
+}
+
+// DataLen returns, with Options.StreamPages, how many octets of page data
+// of the last PAGE_DATA record are still to be read.
+func (r *Reader) DataLen() int64 { return r.dataLeft }
+
+// Read reads the page data of the last PAGE_DATA record, with
+// Options.StreamPages; io.EOF at its end.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.dataLeft == 0 {
+		return 0, io.EOF
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if int64(len(p)) > r.dataLeft {
+		p = p[:r.dataLeft]
+	}
+	n, err := r.src.Read(p)
+	r.dataLeft -= int64(n)
+	if err == io.EOF && r.dataLeft > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		return n, r.dataErr(err)
+	}
+	return n, nil
+}
+
+// WriteTo writes the rest of the last PAGE_DATA record's page data to w,
+// with Options.StreamPages. If w is a *stream.Output over a file and the
+// input is a file, one of them a pipe, the octets move with splice(2)
+// instead of passing through memory.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.src.CopyN(w, r.dataLeft)
+	r.dataLeft -= n
+	return n, r.dataErr(err)
+}
+
+// dataErr makes an error in the page data sticky, and places a
+// truncation at its batch. Other errors (a closed output, a failing disk)
+// are not the stream's fault and pass as they are.
+func (r *Reader) dataErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *stream.FormatError
+	if errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &fe) {
+		err = r.dataPart.errorf(truncated{have: r.dataTotal - r.dataLeft, want: r.dataTotal})
+	}
+	r.err = err
+	return err
 }
 
 // vcpuInfoChunk reads the maximum vCPU id (int32) and the bitmap of online

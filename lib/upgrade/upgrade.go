@@ -12,7 +12,6 @@
 package upgrade
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -185,9 +184,10 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 	case sniff.Legacy:
 		j.mode, j.info.Legacy, j.info.Format = modeLegacy, true, j.opts.Format
 		j.lr = legacy.NewReader(src, &legacy.Options{
-			Width:     j.opts.Width,
-			Guest:     j.opts.Guest,
-			Toolstack: j.opts.Format == FormatLibxl,
+			Width:       j.opts.Width,
+			Guest:       j.opts.Guest,
+			Toolstack:   j.opts.Format == FormatLibxl,
+			StreamPages: true,
 		})
 		l, err := j.lr.Detect()
 		if err != nil {
@@ -263,9 +263,9 @@ func Upgrade(w io.Writer, r io.Reader, opts *Options) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	bw := bufio.NewWriterSize(w, 256<<10)
-	err = j.run(bw)
-	if ferr := bw.Flush(); err == nil {
+	out := stream.NewOutput(w, 256<<10)
+	err = j.run(out)
+	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
 	return j.result(), err
@@ -279,8 +279,8 @@ func (j *job) result() Info {
 	return j.info
 }
 
-// run writes the upgraded stream to w (a bufio.Writer: everything is
-// written in small pieces).
+// run writes the upgraded stream to w (a *stream.Output: headers and
+// records are written in small pieces, page data moved in large ones).
 func (j *job) run(w io.Writer) error {
 	if j.xlHdr != nil {
 		h := *j.xlHdr
@@ -312,21 +312,8 @@ func (j *job) run(w io.Writer) error {
 
 // copyAll copies the rest of src to w.
 func copyAll(w io.Writer, src *stream.Source) error {
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+	_, err := src.CopyN(w, -1)
+	return err
 }
 
 // legacy converts a legacy stream, as Xen's converter does: libxl header
@@ -362,7 +349,14 @@ func (j *job) legacy(w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := sw.WriteRecord(rec.Type, rec.Body); err != nil {
+		if n := lr.DataLen(); n > 0 {
+			// The page data follows the pfn words straight from the
+			// input (Options.StreamPages).
+			err = sw.WriteRecordFrom(rec.Type, rec.Body, n, lr)
+		} else {
+			err = sw.WriteRecord(rec.Type, rec.Body)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -528,10 +522,10 @@ func Open(r io.Reader, opts *Options) (*Reader, Info, error) {
 	u := &Reader{r: pr, pr: pr, done: make(chan struct{})}
 	go func() {
 		defer close(u.done)
-		bw := bufio.NewWriterSize(pw, 256<<10)
-		err := j.run(bw)
+		out := stream.NewOutput(pw, 256<<10)
+		err := j.run(out)
 		if err == nil {
-			err = bw.Flush()
+			err = out.Flush()
 		}
 		if err != nil {
 			u.mu.Lock()
