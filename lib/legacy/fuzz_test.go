@@ -59,6 +59,10 @@ func FuzzReader(f *testing.F) {
 			if !ok || !bytes.Equal(first, again) {
 				t.Fatalf("reading with the detected layout (%v) given differs", layout)
 			}
+			streamed, _, ok := fuzzRead(t, b, &Options{Toolstack: ts, StreamPages: true})
+			if !ok || !bytes.Equal(first, streamed) {
+				t.Fatalf("reading with StreamPages differs")
+			}
 		}
 	})
 }
@@ -85,6 +89,17 @@ func fuzzRead(t *testing.T, b []byte, opts *Options) ([]byte, Layout, bool) {
 		}
 		if err != nil {
 			return nil, layout, false
+		}
+		if n := r.DataLen(); n > 0 {
+			// StreamPages: the page data follows from the Reader.
+			data, err := io.ReadAll(r)
+			if err != nil {
+				return nil, layout, false
+			}
+			if int64(len(data)) != n {
+				t.Fatalf("page data of %d octets, DataLen said %d", len(data), n)
+			}
+			rec.Body = append(append([]byte{}, rec.Body...), data...)
 		}
 		body, err := stream.Decode(rec.Type, rec.Body, le)
 		if err != nil {
