@@ -113,7 +113,7 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	if n >= 0 {
 		r = io.LimitReader(s, n-done)
 	}
-	k, err := io.CopyBuffer(w, r, make([]byte, 256<<10))
+	k, err := io.Copy(w, r) // an Output reads into its own buffer
 	done += k
 	if err == nil && n >= 0 && done < n {
 		err = io.ErrUnexpectedEOF
