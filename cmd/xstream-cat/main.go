@@ -3,10 +3,12 @@ package main
 
 import (
 	"os"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
+	"github.com/xstream/xstream/lib/legacy"
 )
 
 func main() {
@@ -21,6 +23,12 @@ func newApp() *cli.App {
 		Description: `Reads an xl save file, a libxl v2 stream or a libxc v2/v3 stream (either
 byte order) from FILE or standard input and prints one line per record:
 offset, layer, record index, type, body length and a summary.
+
+A legacy (pre-v2) stream, 32- or 64-bit, PV or HVM, bare or behind an xl
+header, is shown as the v3 stream xstream-upgrade makes of it (offsets are
+the upgraded stream's; a note on standard error says so); --verify checks
+the legacy structure on the way, and its errors name the legacy offsets.
+-w and -g settle a legacy stream's layout when detection cannot (exit 2).
 
    --verify  checks every rule of Xen's verify-stream-v2 and more (record
              order, STATIC_DATA_END, page types, vCPU sizes, checkpoints,
@@ -41,6 +49,8 @@ offset, layer, record index, type, body length and a summary.
 			&cli.BoolFlag{Name: "stats", Usage: "print statistics instead of records"},
 			&cli.BoolFlag{Name: "digest", Usage: "print the domain's content digest"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "with --verify, print nothing; the exit status tells"},
+			&cli.StringFlag{Name: "width", Aliases: []string{"w"}, Usage: "legacy input: the toolstack width, `32|64` (default: detected)"},
+			&cli.StringFlag{Name: "guest-type", Aliases: []string{"g"}, Usage: "legacy input: the guest type, `pv|hvm` (default: detected)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
@@ -53,6 +63,20 @@ offset, layer, record index, type, body length and a summary.
 				stats:  c.Bool("stats"),
 				digest: c.Bool("digest"),
 				quiet:  c.Bool("quiet"),
+				notes:  os.Stderr,
+			}
+			switch w := c.String("width"); w {
+			case "":
+			case "32", "64":
+				opts.width, _ = strconv.Atoi(w)
+			default:
+				return cmdutil.Usagef("-w %s: want 32 or 64", w)
+			}
+			if g := c.String("guest-type"); g != "" {
+				var err error
+				if opts.guest, err = legacy.ParseGuest(g); err != nil {
+					return cmdutil.Usagef("-g: %v", err)
+				}
 			}
 			in, err := cmdutil.OpenInput(opts.input)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/stream"
 )
 
@@ -30,7 +31,7 @@ const (
 const ExitStatusHelp = `EXIT STATUS:
    0  success
    1  operational failure (I/O error, broken pipe, disk full)
-   2  usage error
+   2  usage error, or a legacy stream whose layout needs -w or -g
    3  invalid, corrupt or truncated stream`
 
 // UsageError marks an error as the user's to fix on the command line.
@@ -51,7 +52,9 @@ func Code(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, legacy.ErrUndetermined):
+		// A legacy stream whose layout only the user can tell (-w, -g)
+		// is a question for the command line, not a bad stream.
 		return ExitUsage
 	case errors.As(err, &fe), errors.Is(err, stream.ErrCorrupt), errors.Is(err, stream.ErrUnsupported),
 		errors.Is(err, stream.ErrLimit):
