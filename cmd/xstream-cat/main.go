@@ -3,12 +3,10 @@ package main
 
 import (
 	"os"
-	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
-	"github.com/xstream/xstream/lib/legacy"
 )
 
 func main() {
@@ -43,15 +41,13 @@ the legacy structure on the way, and its errors name the legacy offsets.
 --verify, --stats and --digest combine; all run in one pass.
 
 ` + cmdutil.ExitStatusHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON objects, one per line"},
 			&cli.BoolFlag{Name: "verify", Usage: "check the stream; exit 3 at the first error"},
 			&cli.BoolFlag{Name: "stats", Usage: "print statistics instead of records"},
 			&cli.BoolFlag{Name: "digest", Usage: "print the domain's content digest"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "with --verify, print nothing; the exit status tells"},
-			&cli.StringFlag{Name: "width", Aliases: []string{"w"}, Usage: "legacy input: the toolstack width, `32|64` (default: detected)"},
-			&cli.StringFlag{Name: "guest-type", Aliases: []string{"g"}, Usage: "legacy input: the guest type, `pv|hvm` (default: detected)"},
-		},
+		}, cmdutil.LegacyFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return cmdutil.Usagef("one input at most, got %d", c.NArg())
@@ -65,18 +61,9 @@ the legacy structure on the way, and its errors name the legacy offsets.
 				quiet:  c.Bool("quiet"),
 				notes:  os.Stderr,
 			}
-			switch w := c.String("width"); w {
-			case "":
-			case "32", "64":
-				opts.width, _ = strconv.Atoi(w)
-			default:
-				return cmdutil.Usagef("-w %s: want 32 or 64", w)
-			}
-			if g := c.String("guest-type"); g != "" {
-				var err error
-				if opts.guest, err = legacy.ParseGuest(g); err != nil {
-					return cmdutil.Usagef("-g: %v", err)
-				}
+			var err error
+			if opts.width, opts.guest, err = cmdutil.LegacyOverrides(c); err != nil {
+				return err
 			}
 			in, err := cmdutil.OpenInput(opts.input)
 			if err != nil {

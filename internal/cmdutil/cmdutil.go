@@ -228,3 +228,30 @@ func ParseSize(s string) (int64, error) {
 	}
 	return n << shift, nil
 }
+
+// LegacyFlags are the -w and -g overrides of legacy stream detection that
+// every reader of streams takes.
+func LegacyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "width", Aliases: []string{"w"}, Usage: "legacy input: the toolstack width, `32|64` (default: detected)"},
+		&cli.StringFlag{Name: "guest-type", Aliases: []string{"g"}, Usage: "legacy input: the guest type, `pv|hvm` (default: detected)"},
+	}
+}
+
+// LegacyOverrides reads the LegacyFlags: 0 and legacy.GuestAuto mean
+// detect.
+func LegacyOverrides(c *cli.Context) (width int, guest legacy.Guest, err error) {
+	switch w := c.String("width"); w {
+	case "":
+	case "32", "64":
+		width, _ = strconv.Atoi(w)
+	default:
+		return 0, 0, Usagef("-w %s: want 32 or 64", w)
+	}
+	if g := c.String("guest-type"); g != "" {
+		if guest, err = legacy.ParseGuest(g); err != nil {
+			return 0, 0, Usagef("-g: %v", err)
+		}
+	}
+	return width, guest, nil
+}

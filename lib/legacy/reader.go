@@ -36,6 +36,10 @@ type Options struct {
 	// EmulatorXenstore returns; Xen's converter does this for libxl
 	// output. Without it the chunk is skipped unread.
 	Toolstack bool
+	// ToolstackLenient, with Toolstack, skips toolstack data that is not
+	// libxl's instead of failing: a stream saved by another toolstack
+	// (xend) carries its own, which no libxl restorer can use either.
+	ToolstackLenient bool
 	// StreamPages makes Next return PAGE_DATA records without their
 	// pages: the record's Body ends with the pfn words, and the DataLen
 	// octets of page data that complete it are read from the Reader
@@ -720,6 +724,9 @@ func (r *Reader) toolstackChunk() error {
 	}
 	kv, err := physmapXenstore(r.xenstore, b, r.layout.Width)
 	if err != nil {
+		if r.opts.ToolstackLenient {
+			return nil
+		}
 		return err
 	}
 	r.xenstore = kv

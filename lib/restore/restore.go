@@ -27,6 +27,11 @@ type Options struct {
 	Replace bool
 	// Progress, if set, is called now and then with the octets read.
 	Progress func(read int64)
+	// Filter, if set, turns the input into the v2/v3 stream to read
+	// (upgrading a legacy stream, decompressing). It runs after the
+	// domain's name is taken, so that a second restore of a name fails at
+	// once rather than after the first has read its input's start.
+	Filter func(io.Reader) (io.Reader, error)
 }
 
 // ErrNoName is returned when the stream carries no name and none was given.
@@ -51,6 +56,11 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 	// reading: a second restore of the name fails at once.
 	if opts.Name != "" {
 		if b, err = be.Create(opts.Name, opts.Replace); err != nil {
+			return info, err
+		}
+	}
+	if opts.Filter != nil {
+		if r, err = opts.Filter(r); err != nil {
 			return info, err
 		}
 	}

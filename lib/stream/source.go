@@ -26,7 +26,7 @@ func NewSource(r io.Reader, base int64) *Source {
 	if ok && br.Size() >= 64<<10 {
 		return &Source{br: br, off: base}
 	}
-	return &Source{br: bufio.NewReaderSize(r, 64<<10), off: base, raw: r}
+	return &Source{br: bufio.NewReaderSize(r, 256<<10), off: base, raw: r}
 }
 
 // Offset returns the offset of the next octet to be read.

@@ -81,6 +81,10 @@ type Options struct {
 	// unchanged and unjudged, v2 included: for tools that show or verify
 	// a stream as it is unless it is legacy.
 	LegacyOnly bool
+	// LenientToolstack, with FormatLibxl, drops a legacy toolstack chunk
+	// that is not libxl's (Xen's converter fails on it) rather than
+	// failing: for restoring, where the libxc format would drop it too.
+	LenientToolstack bool
 }
 
 // Info says what the input was and what became of it.
@@ -184,10 +188,11 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 	case sniff.Legacy:
 		j.mode, j.info.Legacy, j.info.Format = modeLegacy, true, j.opts.Format
 		j.lr = legacy.NewReader(src, &legacy.Options{
-			Width:       j.opts.Width,
-			Guest:       j.opts.Guest,
-			Toolstack:   j.opts.Format == FormatLibxl,
-			StreamPages: true,
+			Width:            j.opts.Width,
+			Guest:            j.opts.Guest,
+			Toolstack:        j.opts.Format == FormatLibxl,
+			ToolstackLenient: j.opts.LenientToolstack,
+			StreamPages:      true,
 		})
 		l, err := j.lr.Detect()
 		if err != nil {
