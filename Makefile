@@ -45,6 +45,7 @@ test-cross:
 bench: build
 	$(GO) run ./tests/bench -bin $(BIN) $(BENCHFLAGS)
 	$(GO) run ./tests/benchstore -bin $(BIN) $(BENCHSTOREFLAGS)
+	$(GO) run ./tests/benchlegacy $(BENCHLEGACYFLAGS)
 
 # A short run of every fuzz target.
 fuzz:
