@@ -57,7 +57,11 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 			fmt.Fprintf(opts.notes, "xstream-cat: %v; showing the upgraded stream\n", uinfo)
 		}
 	}
-	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: opts.verify})
+	// Listing and verifying look at the structure only: the pages are
+	// skipped, not read (seeked over in a file, dropped in the kernel from
+	// a pipe).
+	skip := !opts.stats && !opts.digest
+	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: opts.verify, SkipPageData: skip})
 	if err != nil {
 		return err
 	}

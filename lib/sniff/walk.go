@@ -81,7 +81,7 @@ func (it *Item) Length() int {
 	case LibxlRecord:
 		return len(it.Libxl.Body)
 	case LibxcRecord:
-		return len(it.Libxc.Body)
+		return len(it.Libxc.Body) + it.Libxc.Skipped
 	case QemuTail:
 		return len(it.Qemu)
 	}
@@ -101,6 +101,9 @@ type Options struct {
 	// AllowTrailing accepts octets after the last END record instead of
 	// failing.
 	AllowTrailing bool
+	// SkipPageData skips the pages of PAGE_DATA records (see
+	// stream.Options): for consumers of the structure, not the memory.
+	SkipPageData bool
 }
 
 // Walker reads every layer of an xl, libxl or libxc input as Items.
@@ -254,7 +257,7 @@ func (w *Walker) next() (*Item, error) {
 		return it, nil
 
 	case stLibxcHeaders:
-		w.lc = stream.NewReader(w.src, nil)
+		w.lc = stream.NewReader(w.src, &stream.Options{SkipPageData: w.opts.SkipPageData})
 		ih, dh, err := w.lc.Headers()
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 )
@@ -14,6 +15,23 @@ type Source struct {
 	br  *bufio.Reader
 	off int64
 	raw io.Reader // beneath br, when the Source made br itself
+	pre []byte    // octets handed back by Unread, read before br
+}
+
+// Unread hands back b, the octets just consumed, to be read again. A
+// reader that parsed a header to decide what to do uses it to pass the
+// input on whole.
+func (s *Source) Unread(b []byte) {
+	s.pre = append(append([]byte(nil), b...), s.pre...)
+	s.off -= int64(len(b))
+}
+
+// fromPre consumes up to len(p) octets of the unread prefix into p.
+func (s *Source) fromPre(p []byte) int {
+	n := copy(p, s.pre)
+	s.pre = s.pre[n:]
+	s.off += int64(n)
+	return n
 }
 
 // NewSource returns a Source reading from r whose first octet is at
@@ -22,6 +40,11 @@ func NewSource(r io.Reader, base int64) *Source {
 	if s, ok := r.(*Source); ok {
 		return s
 	}
+	if h, ok := r.(SourceHolder); ok {
+		if s := h.Source(); s != nil {
+			return s
+		}
+	}
 	br, ok := r.(*bufio.Reader)
 	if ok && br.Size() >= 64<<10 {
 		return &Source{br: br, off: base}
@@ -29,11 +52,20 @@ func NewSource(r io.Reader, base int64) *Source {
 	return &Source{br: bufio.NewReaderSize(r, 256<<10), off: base, raw: r}
 }
 
+// SourceHolder is a reader that may pass a Source on unchanged: NewSource
+// then uses that Source, and its buffer and file, directly.
+type SourceHolder interface {
+	Source() *Source
+}
+
 // Offset returns the offset of the next octet to be read.
 func (s *Source) Offset() int64 { return s.off }
 
 // Read reads like io.Reader.
 func (s *Source) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		return s.fromPre(p), nil
+	}
 	n, err := s.br.Read(p)
 	s.off += int64(n)
 	return n, err
@@ -42,23 +74,44 @@ func (s *Source) Read(p []byte) (int, error) {
 // ReadFull reads exactly len(b) octets; a short read is
 // io.ErrUnexpectedEOF, and io.EOF only when nothing at all was read.
 func (s *Source) ReadFull(b []byte) error {
-	n, err := io.ReadFull(s.br, b)
+	k := 0
+	if len(s.pre) > 0 {
+		if k = s.fromPre(b); k == len(b) {
+			return nil
+		}
+	}
+	n, err := io.ReadFull(s.br, b[k:])
+	if err == io.EOF && k > 0 {
+		err = io.ErrUnexpectedEOF
+	}
 	s.off += int64(n)
 	return err
 }
 
 // Peek returns the next n octets without consuming them.
-func (s *Source) Peek(n int) ([]byte, error) { return s.br.Peek(n) }
+func (s *Source) Peek(n int) ([]byte, error) {
+	if len(s.pre) == 0 {
+		return s.br.Peek(n)
+	}
+	if n <= len(s.pre) {
+		return s.pre[:n], nil
+	}
+	b, err := s.br.Peek(n - len(s.pre))
+	return append(append([]byte(nil), s.pre...), b...), err
+}
 
 // Discard skips n octets.
 func (s *Source) Discard(n int) (int, error) {
-	d, err := s.br.Discard(n)
+	k := min(n, len(s.pre))
+	s.pre = s.pre[k:]
+	s.off += int64(k)
+	d, err := s.br.Discard(n - k)
 	s.off += int64(d)
-	return d, err
+	return k + d, err
 }
 
 // Buffered returns the number of octets read ahead and held in memory.
-func (s *Source) Buffered() int { return s.br.Buffered() }
+func (s *Source) Buffered() int { return len(s.pre) + s.br.Buffered() }
 
 // CopyN copies n octets to w: those already buffered from memory, the
 // rest, where both ends allow it, without passing through user memory
@@ -67,6 +120,19 @@ func (s *Source) Buffered() int { return s.br.Buffered() }
 // is io.ErrUnexpectedEOF. n < 0 copies to the end of the input.
 func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	done := int64(0)
+	if len(s.pre) > 0 {
+		k := len(s.pre)
+		if n >= 0 {
+			k = int(min(int64(k), n))
+		}
+		m, err := w.Write(s.pre[:k])
+		s.pre = s.pre[m:]
+		s.off += int64(m)
+		done += int64(m)
+		if err != nil {
+			return done, err
+		}
+	}
 	for done < n || n < 0 {
 		b := s.br.Buffered()
 		if b == 0 {
@@ -136,4 +202,58 @@ type Output struct {
 // NewOutput returns an Output writing to w with a buffer of size octets.
 func NewOutput(w io.Writer, size int) *Output {
 	return &Output{Writer: bufio.NewWriterSize(w, size), raw: w}
+}
+
+// Skip consumes n octets without keeping them: those buffered from
+// memory, the rest by seeking a regular file, by splicing a pipe into
+// /dev/null (the kernel drops the pages; nothing is copied), or else by
+// reading into a scratch buffer. Fewer than n octets is
+// io.ErrUnexpectedEOF.
+func (s *Source) Skip(n int64) error {
+	k := min(n, int64(len(s.pre)))
+	s.pre = s.pre[k:]
+	s.off += k
+	n -= k
+	b := min(int64(s.br.Buffered()), n)
+	d, _ := s.br.Discard(int(b))
+	s.off += int64(d)
+	n -= int64(d)
+	if n == 0 {
+		return nil
+	}
+	if f, ok := s.raw.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			cur, err1 := f.Seek(0, io.SeekCurrent)
+			end, err2 := f.Seek(0, io.SeekEnd)
+			if err1 == nil && err2 == nil {
+				to := min(cur+n, end)
+				if _, err := f.Seek(to, io.SeekStart); err == nil {
+					s.off += to - cur
+					if to-cur < n {
+						return io.ErrUnexpectedEOF
+					}
+					return nil
+				}
+			}
+			return errors.Join(err1, err2, errors.New("stream: cannot seek the input"))
+		}
+		if isPipe(f) {
+			if moved, handled, err := discardPipe(f, n); handled {
+				s.off += moved
+				if err == nil && moved < n {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			} else {
+				s.off += moved
+				n -= moved
+			}
+		}
+	}
+	k, err := io.CopyN(io.Discard, s.br, n)
+	s.off += k
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -41,3 +42,19 @@ func splice(out, in *os.File, n int64) (moved int64, handled bool, err error) {
 
 // SPLICE_F_MOVE: a hint to move pages rather than copy.
 const spliceMove = 1
+
+var devNull struct {
+	once sync.Once
+	f    *os.File
+}
+
+// discardPipe drops n octets of the pipe in by splicing them into
+// /dev/null. handled is false when that is not possible; moved says how
+// much went before it stopped.
+func discardPipe(in *os.File, n int64) (moved int64, handled bool, err error) {
+	devNull.once.Do(func() { devNull.f, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0) })
+	if devNull.f == nil {
+		return 0, false, nil
+	}
+	return splice(devNull.f, in, n)
+}

@@ -113,6 +113,9 @@ func (w *Writer) Copy(rec *Record) error {
 	if rec.Implied && w.version < Version3 {
 		return nil
 	}
+	if rec.Skipped > 0 {
+		return fmt.Errorf("stream: cannot copy %v record %d: its page data was skipped", rec.Type, rec.Index)
+	}
 	return w.WriteRecord(rec.Type, rec.Body)
 }
 

@@ -12,7 +12,6 @@
 package upgrade
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -495,6 +494,7 @@ func rewriteLibxl(w io.Writer, src *stream.Source) error {
 // Reader reads an upgraded stream; see Open.
 type Reader struct {
 	r    io.Reader
+	src  *stream.Source // the input, when it passes unchanged
 	pr   *io.PipeReader
 	done chan struct{}
 	mu   sync.Mutex
@@ -513,15 +513,16 @@ func Open(r io.Reader, opts *Options) (*Reader, Info, error) {
 		return nil, Info{}, err
 	}
 	if j.mode == modeUnchanged {
-		var rd io.Reader = j.src
 		if j.xlHdr != nil {
 			b, err := j.xlHdr.AppendBinary(nil)
 			if err != nil {
 				return nil, Info{}, err
 			}
-			rd = io.MultiReader(bytes.NewReader(b), j.src)
+			j.src.Unread(b)
 		}
-		return &Reader{r: rd}, j.info, nil
+		// The Source itself, so that readers of it share its buffer and
+		// its file (to seek or splice).
+		return &Reader{r: j.src, src: j.src}, j.info, nil
 	}
 	pr, pw := io.Pipe()
 	u := &Reader{r: pr, pr: pr, done: make(chan struct{})}
@@ -543,6 +544,10 @@ func Open(r io.Reader, opts *Options) (*Reader, Info, error) {
 	}()
 	return u, j.info, nil
 }
+
+// Source returns the input itself when it passes unchanged (nil when it
+// is converted), so that stream readers share its buffer and file.
+func (u *Reader) Source() *stream.Source { return u.src }
 
 // Read reads the upgraded stream.
 func (u *Reader) Read(p []byte) (int, error) { return u.r.Read(p) }
