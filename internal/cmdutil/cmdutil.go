@@ -109,10 +109,12 @@ func hint(err error) string {
 	return ""
 }
 
-// OpenInput opens a file argument, "-" or "" meaning standard input.
-func OpenInput(name string) (io.ReadCloser, error) {
+// OpenInput opens a file argument, "-" or "" meaning standard input. It
+// returns the *os.File itself, so that readers can seek a file or splice
+// a pipe.
+func OpenInput(name string) (*os.File, error) {
 	if name == "" || name == "-" {
-		return io.NopCloser(os.Stdin), nil
+		return os.Stdin, nil
 	}
 	return os.Open(name)
 }
