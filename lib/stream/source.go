@@ -12,7 +12,13 @@ import (
 type Source struct {
 	br  *bufio.Reader
 	off int64
+	tap func([]byte)
 }
+
+// SetTap makes every octet consumed from now on (read or discarded, not
+// peeked) pass through tap as well, in order: a checksum of the stream
+// as its readers consume it.
+func (s *Source) SetTap(tap func([]byte)) { s.tap = tap }
 
 // NewSource returns a Source reading from r whose first octet is at
 // offset base. If r is already a *Source it is returned as it is.
@@ -34,6 +40,9 @@ func (s *Source) Offset() int64 { return s.off }
 func (s *Source) Read(p []byte) (int, error) {
 	n, err := s.br.Read(p)
 	s.off += int64(n)
+	if s.tap != nil {
+		s.tap(p[:n])
+	}
 	return n, err
 }
 
@@ -42,6 +51,9 @@ func (s *Source) Read(p []byte) (int, error) {
 func (s *Source) ReadFull(b []byte) error {
 	n, err := io.ReadFull(s.br, b)
 	s.off += int64(n)
+	if s.tap != nil {
+		s.tap(b[:n])
+	}
 	return err
 }
 
@@ -50,6 +62,21 @@ func (s *Source) Peek(n int) ([]byte, error) { return s.br.Peek(n) }
 
 // Discard skips n octets.
 func (s *Source) Discard(n int) (int, error) {
+	if s.tap != nil {
+		// The tap needs the octets: peek at them a buffer at a time.
+		done := 0
+		for done < n {
+			b, err := s.br.Peek(min(n-done, s.br.Size()))
+			s.tap(b)
+			d, _ := s.br.Discard(len(b))
+			s.off += int64(d)
+			done += d
+			if err != nil {
+				return done, err
+			}
+		}
+		return done, nil
+	}
 	d, err := s.br.Discard(n)
 	s.off += int64(d)
 	return d, err
