@@ -260,7 +260,7 @@ func TestTruncated(t *testing.T) {
 		s := newScanner(c)
 		for i := range z {
 			s.scan(z[i : i+1])
-			if s.between && s.nacc == 0 && s.skip == 0 {
+			if s.between && s.nacc == 0 && s.skip == 0 && !s.pending {
 				ends[i+1] = true
 			}
 		}
@@ -291,7 +291,7 @@ func TestErrorsNameTheFrame(t *testing.T) {
 		t.Fatalf("%d frames", len(starts))
 	}
 	bad := bytes.Clone(z)
-	bad[starts[3]-1] ^= 0x40 // the checksum of frame 2
+	bad[starts[3]-checkFrameSize-1] ^= 0x40 // the checksum of frame 2
 	_, err := decompress(Zstd, bad, &ReaderOptions{Concurrency: 1})
 	var fe *stream.FormatError
 	if !errors.As(err, &fe) || fe.Offset != int64(starts[2]) || fe.Type != "frame 2" || !errors.Is(err, stream.ErrCorrupt) {
@@ -330,9 +330,17 @@ func frameStarts(t *testing.T, c Codec, z []byte) []int {
 func TestScannerStrict(t *testing.T) {
 	z := compress(t, Zstd, sample(5000, 7), nil)
 	bad := bytes.Clone(z)
-	bad[4] |= 1 << 4 // the frame header's unused bit
+	bad[checkFrameSize+4] |= 1 << 4 // the frame header's unused bit, which decoders ignore
 	if _, err := decompress(Zstd, bad, nil); err == nil {
 		t.Error("unused bit accepted")
+	}
+	// A check frame must be followed by its frame.
+	if _, err := decompress(Zstd, z[:checkFrameSize], nil); err == nil {
+		t.Error("a lone check frame accepted")
+	}
+	twice := append(bytes.Clone(z[:checkFrameSize]), z...)
+	if _, err := decompress(Zstd, twice, nil); err == nil {
+		t.Error("two check frames in a row accepted")
 	}
 	l := compress(t, LZ4, sample(5000, 7), nil)
 	legacy := append(bytes.Clone(l), 0x02, 0x21, 0x4C, 0x18, 0, 0, 0, 0)

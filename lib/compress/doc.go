@@ -24,14 +24,18 @@
 //
 // A stream of concatenated frames is what both formats define as a valid
 // compressed file. Every frame carries its content size and a content
-// checksum (on unless WriterOptions.NoChecksum), so a decoder that holds
-// to the format notices any change to the data.
+// checksum, so a decoder that holds to the format notices any change to
+// the data; and before every frame the Writer puts a check frame, a
+// skippable frame (which decoders pass over) with the CRC32C of the
+// frame's compressed octets, so that the Reader also notices a change no
+// decoder would (see putCheck, and docs/FORMAT.md §5). Both are on unless
+// WriterOptions.NoChecksum.
 //
 // The Reader is stricter than the libraries it wraps: a frame scanner runs
 // over the compressed octets as they pass and refuses what the decoders
-// would let through, such as the zstd frame header's unused bit, a legacy
-// lz4 frame in the middle of a stream, or a stream that stops between a
-// frame's last block and its checksum. Decoding errors come back as a
+// would let through, such as a damaged check frame, a legacy lz4 frame in
+// the middle of a stream, or a stream that stops between a frame's last
+// block and its checksum. Decoding errors come back as a
 // *stream.FormatError naming the codec, the frame and its compressed
 // offset, so the commands map them to exit status 3 like any other
 // corrupt stream; I/O errors of the underlying reader pass through as

@@ -20,7 +20,7 @@ const (
 	zstdMaxBlockSize = 128 << 10 // RFC 8878 Block_Maximum_Size
 )
 
-// The check frame: a skippable frame that follows each frame a Writer
+// The check frame: a skippable frame that precedes each frame a Writer
 // writes and carries the CRC32C of that frame's compressed octets, from
 // its magic to its last octet. Decoders skip it (both formats define
 // skippable frames); the Reader checks it, so that a flipped bit the
@@ -42,15 +42,14 @@ var checkSignature = []byte("xsc1")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendCheck appends to f the check frame of the frame in f[start:].
-func appendCheck(f []byte, start int) []byte {
-	crc := crc32.Checksum(f[start:], castagnoli)
-	n := uint32(len(f) - start)
-	f = binary.LittleEndian.AppendUint32(f, checkMagic)
-	f = binary.LittleEndian.AppendUint32(f, checkSize)
-	f = append(f, checkSignature...)
-	f = binary.LittleEndian.AppendUint32(f, crc)
-	return binary.LittleEndian.AppendUint32(f, n)
+// putCheck writes into c (checkFrameSize octets) the check frame of the
+// frame f.
+func putCheck(c, f []byte) {
+	binary.LittleEndian.PutUint32(c, checkMagic)
+	binary.LittleEndian.PutUint32(c[4:], checkSize)
+	copy(c[8:], checkSignature)
+	binary.LittleEndian.PutUint32(c[12:], crc32.Checksum(f, castagnoli))
+	binary.LittleEndian.PutUint32(c[16:], uint32(len(f)))
 }
 
 // Magic values as they appear on the wire, for sniffing.
@@ -96,15 +95,15 @@ type scanner struct {
 	blockCheck bool
 	blockMax   int64
 
-	// The CRC32C and length of the data frame being scanned, and of the
-	// last one, for its check frame.
+	// The CRC32C and length of the data frame being scanned, and what
+	// the check frame before it says they are.
 	inFrame   bool
 	crc       uint32
 	flen      int64
-	last      frame
-	lastCRC   uint32
-	lastLen   int64
-	lastEnd   int64 // compressed offset just after the last data frame
+	pending   bool // a check frame was read; its frame comes next
+	wantCRC   uint32
+	wantLen   uint32
+	checkAt   int64 // compressed offset of that check frame
 	skipStart int64 // compressed offset of the skippable frame being read
 	// endAfterSkip ends the frame once the octets to skip are passed:
 	// a zstd frame without a checksum ends with its last block.
@@ -163,8 +162,11 @@ func (s *scanner) end() error {
 	if s.err != nil {
 		return s.err
 	}
-	if s.nacc != 0 || s.skip != 0 || !s.between {
+	switch {
+	case s.nacc != 0 || s.skip != 0 || !s.between:
 		s.err = s.errorf(fmt.Errorf("compressed input truncated inside a frame: %w", io.ErrUnexpectedEOF))
+	case s.pending:
+		s.err = s.errorf(fmt.Errorf("compressed input ends after the check frame at offset %#x, before its frame: %w", s.checkAt, io.ErrUnexpectedEOF))
 	}
 	return s.err
 }
@@ -180,6 +182,9 @@ func (s *scanner) errorf(err error) error {
 func (s *scanner) magic(b []byte) error {
 	m := binary.LittleEndian.Uint32(b)
 	start := s.off - 4
+	if s.pending && m&skippableMask == skippableMagic {
+		return stream.Corrupt("the check frame at compressed offset %#x is followed by a skippable frame, not by its frame", s.checkAt)
+	}
 	switch {
 	case m&skippableMask == skippableMagic:
 		s.between = false
@@ -228,17 +233,8 @@ func (s *scanner) checkFrame(m uint32, b []byte) error {
 	if !ours || m != checkMagic {
 		return stream.Corrupt("damaged check frame at compressed offset %#x (magic %08x, signature %q)", s.skipStart, m, b[:4])
 	}
-	if s.lastEnd != s.skipStart || s.nframe == 0 {
-		return stream.Corrupt("check frame at compressed offset %#x does not follow a frame", s.skipStart)
-	}
-	crc, n := binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
-	if crc != s.lastCRC || n != uint32(s.lastLen) {
-		s.cur = s.last
-		return stream.Corrupt("the frame's %d compressed octets have CRC32C %08x; its check frame says %08x over %d octets",
-			s.lastLen, s.lastCRC, crc, n)
-	}
-	s.checked++
-	s.lastEnd = -1 // one check frame per frame
+	s.pending, s.checkAt = true, s.skipStart
+	s.wantCRC, s.wantLen = binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
 	s.expectMagic()
 	s.between = true
 	return nil
@@ -284,9 +280,17 @@ func (s *scanner) frameAt(d int64) (frame, bool) {
 func (s *scanner) endFrame() {
 	s.endAfterSkip = false
 	s.inFrame = false
-	s.last, s.lastCRC, s.lastLen, s.lastEnd = s.cur, s.crc, s.flen, s.off
 	s.expectMagic()
 	s.between = true
+	if s.pending {
+		s.pending = false
+		if s.crc != s.wantCRC || uint32(s.flen) != s.wantLen {
+			s.err = s.errorf(stream.Corrupt("the frame's %d compressed octets have CRC32C %08x; its check frame says %08x over %d octets",
+				s.flen, s.crc, s.wantCRC, s.wantLen))
+			return
+		}
+		s.checked++
+	}
 }
 
 // zstd: Frame_Header_Descriptor, then the rest of the header.

@@ -227,13 +227,17 @@ func (w *Writer) worker() {
 	}
 }
 
-// compress encodes one chunk as one frame, followed by its check frame
-// unless checksums are off, appended to out.
+// compress encodes one chunk as one frame, after its check frame unless
+// checksums are off, appended to out.
 func (w *Writer) compress(in, out []byte) ([]byte, error) {
 	return w.compressWith(&w.lz, in, out)
 }
 
 func (w *Writer) compressWith(lz **lz4Frame, in, out []byte) ([]byte, error) {
+	check := len(out)
+	if !w.opts.NoChecksum {
+		out = append(out, make([]byte, checkFrameSize)...)
+	}
 	start := len(out)
 	if w.codec == Zstd {
 		out = w.zenc.EncodeAll(in, out)
@@ -247,7 +251,7 @@ func (w *Writer) compressWith(lz **lz4Frame, in, out []byte) ([]byte, error) {
 		}
 	}
 	if !w.opts.NoChecksum {
-		out = appendCheck(out, start)
+		putCheck(out[check:start], out[start:])
 	}
 	return out, nil
 }
