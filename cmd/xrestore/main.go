@@ -17,8 +17,9 @@ func newApp() *cli.App {
 		Usage:     "read a Xen migration stream into a domain",
 		ArgsUsage: "[FILE|-]",
 		Description: `Reads a stream from FILE or standard input — an xl save file, a libxl v2
-or libxc v2/v3 stream in either byte order — verifies every record on the
-way in, and stores the domain. The domain appears only once the whole
+or libxc v2/v3 stream in either byte order, as it is or compressed with
+zstd or lz4 — verifies every record (and the CHECKSUM records, if the
+stream has them) on the way in, and stores the domain. The domain appears only once the whole
 stream has arrived and checked out: an invalid, truncated or cut-off
 stream fails (exit 3, or 1 for I/O) and leaves nothing behind, and an
 existing domain is replaced, atomically, only with --force.

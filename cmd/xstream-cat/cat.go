@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/inspect"
 	"github.com/xstream/xstream/lib/sniff"
@@ -32,7 +33,13 @@ func run(opts options, r io.Reader, w io.Writer) error {
 }
 
 func walk(opts options, r io.Reader, out *bufio.Writer) error {
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: opts.verify})
+	// Compressed input is decompressed here, at the edge.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	wk, err := sniff.NewWalker(in.Source, &sniff.Options{Verify: opts.verify})
 	if err != nil {
 		return err
 	}
@@ -45,7 +52,7 @@ func walk(opts options, r io.Reader, out *bufio.Writer) error {
 		layer = map[sniff.Layer]bool{}
 	)
 	if opts.stats {
-		st = inspect.NewStats(wk.Info().String())
+		st = inspect.NewStats(in.String())
 	}
 	if opts.digest {
 		dg = digest.New()
@@ -105,10 +112,19 @@ func walk(opts options, r io.Reader, out *bufio.Writer) error {
 				framing += string(l)
 			}
 		}
+		sums, covered := wk.Checksums()
 		if opts.json {
-			return enc.Encode(map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset()})
+			return enc.Encode(map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset(),
+				"compression": in.Compression.String(), "checksums": sums, "checksummed_bytes": covered})
 		}
-		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets\n", framing, count, wk.Offset())
+		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets", framing, count, wk.Offset())
+		if in.Compression != compress.None {
+			fmt.Fprintf(out, ", %v-compressed", in.Compression)
+		}
+		if sums > 0 {
+			fmt.Fprintf(out, ", %d CHECKSUM records over %d octets", sums, covered)
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }

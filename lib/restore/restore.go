@@ -32,7 +32,8 @@ type Options struct {
 // ErrNoName is returned when the stream carries no name and none was given.
 var ErrNoName = errors.New("the stream has no xl config naming the domain; give a name")
 
-// Restore reads the stream in r into be and returns the new domain's info.
+// Restore reads the stream in r, compressed (zstd, lz4) or not, into be
+// and returns the new domain's info.
 func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, err error) {
 	var (
 		b       domain.Builder
@@ -54,7 +55,14 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			return info, err
 		}
 	}
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	// Compressed input is decompressed here, at the edge, once the
+	// lock is held: opening it reads.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return info, err
+	}
+	defer in.Close()
+	wk, err := sniff.NewWalker(in.Source, &sniff.Options{Verify: true})
 	if err != nil {
 		return info, err
 	}
