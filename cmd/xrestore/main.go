@@ -18,8 +18,10 @@ func newApp() *cli.App {
 		ArgsUsage: "[FILE|-]",
 		Description: `Reads a stream from FILE or standard input — an xl save file, a libxl v2
 or libxc v2/v3 stream in either byte order, or a legacy (pre-v2) stream
-of a 32- or 64-bit toolstack, upgraded on the fly — verifies every record
-on the way in, and stores the domain. The domain appears only once the whole
+of a 32- or 64-bit toolstack, upgraded on the fly; as it is or compressed
+with zstd or lz4 — verifies every record (and the CHECKSUM records, if the
+stream has them) on the way in, and stores the domain. The domain appears
+only once the whole
 stream has arrived and checked out: an invalid, truncated or cut-off
 stream fails (exit 3, or 1 for I/O) and leaves nothing behind, and an
 existing domain is replaced, atomically, only with --force.

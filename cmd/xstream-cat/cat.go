@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/inspect"
 	"github.com/xstream/xstream/lib/legacy"
@@ -37,10 +38,16 @@ func run(opts options, r io.Reader, w io.Writer) error {
 }
 
 func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
+	// Compressed input is decompressed here, at the edge.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
 	// A legacy stream is shown (and verified) as the v3 stream it
 	// upgrades to; the legacy reader checks its own structure on the way,
 	// and its errors, which name the legacy input's offsets, come first.
-	up, uinfo, err := upgrade.Open(r, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest})
+	up, uinfo, err := upgrade.Open(in.Source, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest})
 	if err != nil {
 		return err
 	}
@@ -59,7 +66,7 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 	}
 	// Listing and verifying look at the structure only: the pages are
 	// skipped, not read (seeked over in a file, dropped in the kernel from
-	// a pipe).
+	// a pipe; read after all where CHECKSUM records need them).
 	skip := !opts.stats && !opts.digest
 	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: opts.verify, SkipPageData: skip})
 	if err != nil {
@@ -74,9 +81,9 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 		layer = map[sniff.Layer]bool{}
 	)
 	if opts.stats {
-		format := wk.Info().String()
+		format := in.String()
 		if uinfo.Legacy {
-			format = fmt.Sprintf("legacy (%v), upgraded to %s", uinfo.Layout, format)
+			format = fmt.Sprintf("legacy (%v), upgraded to %s", uinfo.Layout, wk.Info())
 		}
 		st = inspect.NewStats(format)
 	}
@@ -138,8 +145,10 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 				framing += string(l)
 			}
 		}
+		sums, covered := wk.Checksums()
 		if opts.json {
-			obj := map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset()}
+			obj := map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset(),
+				"compression": in.Compression.String(), "checksums": sums, "checksummed_bytes": covered}
 			if uinfo.Legacy {
 				obj["legacy"] = map[string]any{"width": uinfo.Layout.Width, "guest": uinfo.Layout.Guest.String()}
 			}
@@ -150,7 +159,14 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 				uinfo.Layout, framing, count, wk.Offset())
 			return nil
 		}
-		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets\n", framing, count, wk.Offset())
+		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets", framing, count, wk.Offset())
+		if in.Compression != compress.None {
+			fmt.Fprintf(out, ", %v-compressed", in.Compression)
+		}
+		if sums > 0 {
+			fmt.Fprintf(out, ", %d CHECKSUM records over %d octets", sums, covered)
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }

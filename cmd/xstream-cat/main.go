@@ -19,8 +19,11 @@ func newApp() *cli.App {
 		Usage:     "show, verify and summarise a Xen migration stream",
 		ArgsUsage: "[FILE|-]",
 		Description: `Reads an xl save file, a libxl v2 stream or a libxc v2/v3 stream (either
-byte order) from FILE or standard input and prints one line per record:
-offset, layer, record index, type, body length and a summary.
+byte order; as it is, or compressed with zstd or lz4) from FILE or
+standard input and prints one line per record: offset, layer, record
+index, type, body length and a summary. Offsets are those of the
+decompressed stream. CHECKSUM records, if the stream has them, are
+checked in every mode: a mismatch is exit status 3.
 
 A legacy (pre-v2) stream, 32- or 64-bit, PV or HVM, bare or behind an xl
 header, is shown as the v3 stream xstream-upgrade makes of it (offsets are

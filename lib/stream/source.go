@@ -16,6 +16,21 @@ type Source struct {
 	off int64
 	raw io.Reader // beneath br, when the Source made br itself
 	pre []byte    // octets handed back by Unread, read before br
+	tap func([]byte)
+}
+
+// SetTap makes every octet consumed from now on (read, discarded, skipped
+// or copied; not peeked) pass through tap as well, in order: a checksum
+// of the stream as its readers consume it. With a tap, Skip and CopyN
+// read the octets rather than seek or splice past them.
+func (s *Source) SetTap(tap func([]byte)) { s.tap = tap }
+
+// consumed counts and taps octets just consumed.
+func (s *Source) consumed(b []byte) {
+	s.off += int64(len(b))
+	if s.tap != nil {
+		s.tap(b)
+	}
 }
 
 // Unread hands back b, the octets just consumed, to be read again. A
@@ -30,7 +45,7 @@ func (s *Source) Unread(b []byte) {
 func (s *Source) fromPre(p []byte) int {
 	n := copy(p, s.pre)
 	s.pre = s.pre[n:]
-	s.off += int64(n)
+	s.consumed(p[:n])
 	return n
 }
 
@@ -67,7 +82,7 @@ func (s *Source) Read(p []byte) (int, error) {
 		return s.fromPre(p), nil
 	}
 	n, err := s.br.Read(p)
-	s.off += int64(n)
+	s.consumed(p[:n])
 	return n, err
 }
 
@@ -84,7 +99,7 @@ func (s *Source) ReadFull(b []byte) error {
 	if err == io.EOF && k > 0 {
 		err = io.ErrUnexpectedEOF
 	}
-	s.off += int64(n)
+	s.consumed(b[k : k+n])
 	return err
 }
 
@@ -103,11 +118,20 @@ func (s *Source) Peek(n int) ([]byte, error) {
 // Discard skips n octets.
 func (s *Source) Discard(n int) (int, error) {
 	k := min(n, len(s.pre))
+	s.consumed(s.pre[:k])
 	s.pre = s.pre[k:]
-	s.off += int64(k)
-	d, err := s.br.Discard(n - k)
-	s.off += int64(d)
-	return k + d, err
+	done := k
+	for done < n {
+		// A buffer at a time, so that a tap sees the octets.
+		b, err := s.br.Peek(min(n-done, s.br.Size()))
+		s.consumed(b)
+		d, _ := s.br.Discard(len(b))
+		done += d
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 // Buffered returns the number of octets read ahead and held in memory.
@@ -126,8 +150,8 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 			k = int(min(int64(k), n))
 		}
 		m, err := w.Write(s.pre[:k])
+		s.consumed(s.pre[:m])
 		s.pre = s.pre[m:]
-		s.off += int64(m)
 		done += int64(m)
 		if err != nil {
 			return done, err
@@ -143,8 +167,8 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 		}
 		p, _ := s.br.Peek(b)
 		k, err := w.Write(p)
+		s.consumed(p[:k])
 		s.br.Discard(k)
-		s.off += int64(k)
 		done += int64(k)
 		if err != nil {
 			return done, err
@@ -153,7 +177,7 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	if done == n {
 		return done, nil
 	}
-	if o, ok := w.(*Output); ok {
+	if o, ok := w.(*Output); ok && s.tap == nil {
 		if in, ok := s.raw.(*os.File); ok {
 			if out, ok := o.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
 				if err := o.Flush(); err != nil {
@@ -211,17 +235,18 @@ func NewOutput(w io.Writer, size int) *Output {
 // io.ErrUnexpectedEOF.
 func (s *Source) Skip(n int64) error {
 	k := min(n, int64(len(s.pre)))
+	s.consumed(s.pre[:k])
 	s.pre = s.pre[k:]
-	s.off += k
 	n -= k
 	b := min(int64(s.br.Buffered()), n)
-	d, _ := s.br.Discard(int(b))
-	s.off += int64(d)
-	n -= int64(d)
+	if _, err := s.Discard(int(b)); err != nil {
+		return err
+	}
+	n -= b
 	if n == 0 {
 		return nil
 	}
-	if f, ok := s.raw.(*os.File); ok {
+	if f, ok := s.raw.(*os.File); ok && s.tap == nil {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			cur, err1 := f.Seek(0, io.SeekCurrent)
 			end, err2 := f.Seek(0, io.SeekEnd)
@@ -238,22 +263,26 @@ func (s *Source) Skip(n int64) error {
 			return errors.Join(err1, err2, errors.New("stream: cannot seek the input"))
 		}
 		if isPipe(f) {
-			if moved, handled, err := discardPipe(f, n); handled {
-				s.off += moved
+			moved, handled, err := discardPipe(f, n)
+			s.off += moved
+			if handled {
 				if err == nil && moved < n {
 					err = io.ErrUnexpectedEOF
 				}
 				return err
-			} else {
-				s.off += moved
-				n -= moved
 			}
+			n -= moved
 		}
 	}
-	k, err := io.CopyN(io.Discard, s.br, n)
-	s.off += k
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	for n > 0 {
+		d, err := s.Discard(int(min(n, 1<<30)))
+		n -= int64(d)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
 	}
-	return err
+	return nil
 }
