@@ -109,6 +109,7 @@ func hint(err error) string {
 // OpenInput opens a file argument, "-" or "" meaning standard input.
 func OpenInput(name string) (io.ReadCloser, error) {
 	if name == "" || name == "-" {
+		GrowPipe(os.Stdin)
 		return io.NopCloser(os.Stdin), nil
 	}
 	return os.Open(name)
