@@ -48,7 +48,7 @@ octets, unless --no-frame-check.
 			&cli.BoolFlag{Name: "decompress", Aliases: []string{"d"}, Usage: "decompress zstd or lz4 input"},
 			&cli.BoolFlag{Name: "checksum", Usage: "add CHECKSUM records to the stream (replacing any)"},
 			&cli.BoolFlag{Name: "no-frame-check", Usage: "leave out the frames' content checksums and check frames"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"T"}, Usage: "`N` chunks compressed at once (0: one per CPU)"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"T"}, Usage: "`N` chunks compressed at once (0: one per CPU); with -d, N > 1 pipelines zstd decoding (0 and 1: one goroutine, the fastest)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` (atomically) instead of standard output"},
 		},
 		Action: func(c *cli.Context) error {

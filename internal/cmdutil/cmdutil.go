@@ -114,6 +114,7 @@ func hint(err error) string {
 // a pipe.
 func OpenInput(name string) (*os.File, error) {
 	if name == "" || name == "-" {
+		GrowPipe(os.Stdin)
 		return os.Stdin, nil
 	}
 	return os.Open(name)

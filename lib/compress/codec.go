@@ -122,9 +122,17 @@ func (o WriterOptions) validate(c Codec) (WriterOptions, error) {
 	return o, nil
 }
 
-// zstdLevel maps a command-line level to the library's four speeds, as
-// the library's own EncoderLevelFromZstd does.
-func zstdLevel(level int) zstd.EncoderLevel { return zstd.EncoderLevelFromZstd(level) }
+// zstdOptions maps a command-line level to the library's four speeds, as
+// the library's own EncoderLevelFromZstd does; level 1 also leaves
+// literals without entropy coding, which on guest memory is a fifth
+// faster for a percent more output (level 2 keeps it).
+func zstdOptions(level int) []zstd.EOption {
+	o := []zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level))}
+	if level == 1 {
+		o = append(o, zstd.WithNoEntropyCompression(true))
+	}
+	return o
+}
 
 // lz4Level maps a command-line level: 1 and 2 are lz4's fast mode (as
 // `lz4 -1` and `-2`), 3 to 9 the library's levels of the same number,
@@ -141,10 +149,13 @@ func lz4Level(level int) lz4.CompressionLevel {
 
 // ReaderOptions tune a Reader. The zero value is the default.
 type ReaderOptions struct {
-	// Concurrency is the number of zstd blocks decoded at once: 0 means
-	// GOMAXPROCS (at most 4), 1 means no goroutines at all. lz4 decoding
-	// is always done on the calling goroutine: it is faster than any
-	// consumer of its output.
+	// Concurrency is the number of zstd blocks decoded at once: 0 and 1
+	// mean one, on the calling goroutine, with no goroutines at all;
+	// more pipelines the decoding on that many goroutines. One is the
+	// default because it is the fastest: decoding runs at over 1.5 GiB/s
+	// of output on one core, faster than any consumer, and the
+	// pipelined decoder spends more CPU for the same octets. lz4
+	// decoding is always done on the calling goroutine.
 	Concurrency int
 }
 
@@ -153,7 +164,7 @@ func (o ReaderOptions) validate() (ReaderOptions, error) {
 		return o, fmt.Errorf("compress: concurrency %d is negative", o.Concurrency)
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = min(runtime.GOMAXPROCS(0), 4)
+		o.Concurrency = 1
 	}
 	return o, nil
 }

@@ -78,6 +78,18 @@ func decompress(c Codec, in []byte, opts *ReaderOptions) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// decompressTo reads through WriteTo, the path io.Copy takes.
+func decompressTo(c Codec, in []byte, opts *ReaderOptions) ([]byte, error) {
+	r, err := NewReader(bytes.NewReader(in), c, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var out bytes.Buffer
+	_, err = io.Copy(&out, r)
+	return out.Bytes(), err
+}
+
 func TestRoundTrip(t *testing.T) {
 	big := sample(DefaultChunkSize+123, 1) // two frames at the default chunk size
 	small := sample(300<<10+5, 2)
@@ -100,7 +112,11 @@ func TestRoundTrip(t *testing.T) {
 				name := fmt.Sprintf("%v/%+v", tc.c, opts)
 				z := compress(t, tc.c, in, &opts)
 				for _, rc := range []int{1, 4} {
-					got, err := decompress(tc.c, z, &ReaderOptions{Concurrency: rc})
+					read := decompress
+					if rc == 4 {
+						read = decompressTo
+					}
+					got, err := read(tc.c, z, &ReaderOptions{Concurrency: rc})
 					if err != nil {
 						t.Fatalf("%s: read with concurrency %d: %v", name, rc, err)
 					}
@@ -228,7 +244,11 @@ func TestEveryBitFlip(t *testing.T) {
 		for i := 0; i < 8*len(z); i += testutil.FlipStride() {
 			bad := bytes.Clone(z)
 			bad[i/8] ^= 1 << (i % 8)
-			got, err := decompress(c, bad, &ReaderOptions{Concurrency: 1 + i%2})
+			read := decompress
+			if i%3 == 1 {
+				read = decompressTo
+			}
+			got, err := read(c, bad, &ReaderOptions{Concurrency: 1 + i%2})
 			if err == nil {
 				passed++
 				if passed <= 5 {
@@ -265,7 +285,11 @@ func TestTruncated(t *testing.T) {
 			}
 		}
 		for n := 1; n < len(z); n++ {
-			got, err := decompress(c, z[:n], nil)
+			read := decompress
+			if n%2 == 1 {
+				read = decompressTo
+			}
+			got, err := read(c, z[:n], nil)
 			if ends[n] {
 				if err != nil || !bytes.HasPrefix(in, got) {
 					t.Fatalf("%v: cut between frames at %d: %v", c, n, err)

@@ -36,6 +36,11 @@ func fuzzReader(f *testing.F, c Codec) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		out1, err1 := readLimited(c, b, 1)
 		out4, err4 := readLimited(c, b, 4)
+		// WriteTo, the path io.Copy takes, agrees with Read.
+		if outW, errW := writeToLimited(c, b); err1 != errLong && errW != errLong &&
+			((errW == nil) != (err1 == nil) || errW == nil && !bytes.Equal(outW, out1)) {
+			t.Fatalf("Read: %v; WriteTo: %v", err1, errW)
+		}
 		for _, err := range []error{err1, err4} {
 			var fe *stream.FormatError
 			if err != nil && !errors.As(err, &fe) {
@@ -70,6 +75,34 @@ func readLimited(c Codec, b []byte, conc int) ([]byte, error) {
 		return nil, errLong
 	}
 	return out, err
+}
+
+func writeToLimited(c Codec, b []byte) ([]byte, error) {
+	r, err := NewReader(bytes.NewReader(b), c, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var lw limitWriter
+	_, err = r.WriteTo(&lw)
+	if lw.over {
+		return nil, errLong
+	}
+	return lw.b, err
+}
+
+type limitWriter struct {
+	b    []byte
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(l.b)+len(p) >= fuzzLimit {
+		l.over = true
+		return 0, errLong
+	}
+	l.b = append(l.b, p...)
+	return len(p), nil
 }
 
 // errLong stands for "too long to compare" and is treated as a failure

@@ -81,6 +81,57 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the decompressed octets to w until the end of the input
+// or an error, without the copy a Read makes.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil {
+		if r.err == io.EOF {
+			return 0, nil
+		}
+		return 0, r.err
+	}
+	wt, ok := r.dec.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{r})
+	}
+	cw := &countingWriter{w: w, out: &r.out}
+	n, err := wt.WriteTo(cw)
+	switch {
+	case err == nil:
+		// The decoders' WriteTo returns nil at the end of the input.
+		if serr := r.src.scan.end(); serr != nil {
+			err = serr
+		}
+	case cw.err != nil && errors.Is(err, cw.err):
+		// The destination failed: its error, as it is.
+	default:
+		err = r.wrap(err)
+	}
+	if err != nil {
+		r.err = err
+	} else {
+		r.err = io.EOF
+	}
+	return n, err
+}
+
+// countingWriter counts the decompressed octets written, for errors, and
+// keeps the destination's error apart from the decoder's.
+type countingWriter struct {
+	w   io.Writer
+	out *int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.out += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
 // Close stops the decoder's goroutines. It does not close the underlying
 // reader.
 func (r *Reader) Close() error {

@@ -54,9 +54,9 @@ func NewWriter(w io.Writer, c Codec, opts *WriterOptions) (*Writer, error) {
 	if c == Zstd {
 		// EncodeAll of a chunk: one frame, single segment, with the
 		// content size and (unless disabled) the checksum.
-		zw.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevel(o.Level)),
+		zw.zenc, err = zstd.NewWriter(nil, append(zstdOptions(o.Level),
 			zstd.WithEncoderConcurrency(o.Concurrency), zstd.WithEncoderCRC(!o.NoChecksum),
-			zstd.WithSingleSegment(true), zstd.WithZeroFrames(true))
+			zstd.WithSingleSegment(true), zstd.WithZeroFrames(true))...)
 		if err != nil {
 			return nil, err
 		}

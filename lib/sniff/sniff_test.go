@@ -173,6 +173,13 @@ func TestSeedFiles(t *testing.T) {
 	testutil.Golden(t, "testdata/seeds/xl.bin", testutil.Framed(t, pv, []byte("qemu"), []byte(`{"c_info":{"name":"seed"}}`)))
 	testutil.Golden(t, "testdata/seeds/libxl-checkpoint.bin", checkpointed(t))
 	testutil.Golden(t, "testdata/seeds/libxc-be.bin", testutil.PV{Pages: 1, Order: binary.BigEndian}.Stream(t))
+	// With CHECKSUM records after the headers, every record and at the end.
+	var ck bytes.Buffer
+	if _, err := rewrite.Copy(&ck, bytes.NewReader(testutil.Framed(t, testutil.PV{Pages: 2}.Stream(t), []byte("qemu"), []byte(`{}`))),
+		nil, &rewrite.Options{Checksum: true, ChecksumInterval: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Golden(t, "testdata/seeds/xl-checksum.bin", ck.Bytes())
 }
 
 // FuzzWalker: walk → rewrite → walk. Whatever walks must rewrite to the
