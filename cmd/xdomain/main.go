@@ -17,10 +17,12 @@ func newApp() *cli.App {
 		Usage: "create, list, inspect and destroy domains in the xstream store",
 		Description: `The store keeps each domain as a directory: a sparse memory file indexed
 by pfn, the page types, the state records and the xl config. xsave reads
-domains from it and xrestore writes them.
+domains from it and xrestore writes them. On a Xen host, list also shows
+Xen's own domains (--backend store: the store's alone, xen: Xen's alone);
+the other commands work on the store.
 
 ` + cmdutil.ExitStatusHelp,
-		Flags: []cli.Flag{cmdutil.StoreFlag()},
+		Flags: []cli.Flag{cmdutil.StoreFlag(), cmdutil.BackendFlag()},
 		Commands: []*cli.Command{
 			{
 				Name:      "create",
@@ -48,10 +50,10 @@ records. --fill realistic mixes zero, repeated, text-like and random pages.`,
 			},
 			{
 				Name:  "list",
-				Usage: "list the stored domains",
+				Usage: "list the stored domains, and on a Xen host Xen's domains beside them",
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "one JSON object per domain"}},
 				Action: func(c *cli.Context) error {
-					return list(c.String("store"), c.Bool("json"))
+					return list(c.String("store"), c.String("backend"), c.Bool("json"))
 				},
 			},
 			{

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/internal/gen"
@@ -13,6 +15,7 @@ import (
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xen"
 )
 
 func openStore(root string) (*store.Store, error) { return store.Open(root) }
@@ -68,29 +71,73 @@ func create(root, name string, o createOptions) error {
 	return nil
 }
 
-func list(root string, asJSON bool) error {
-	st, err := openStore(root)
+func list(root, backend string, asJSON bool) error {
+	be, err := cmdutil.ChooseBackend(backend, false)
 	if err != nil {
 		return err
 	}
-	infos, err := st.List()
-	if err != nil {
-		return err
+	var doms []xen.Domain
+	if be.Xen != nil {
+		if doms, err = be.Xen.List(context.Background()); err != nil {
+			return err
+		}
+	}
+	var infos []domain.Info
+	if be.Xen == nil || be.Auto {
+		st, err := openStore(root)
+		if err != nil {
+			return err
+		}
+		if infos, err = st.List(); err != nil {
+			return err
+		}
 	}
 	enc := json.NewEncoder(os.Stdout)
-	if !asJSON && len(infos) > 0 {
-		fmt.Printf("%-24s %-8s %10s %6s\n", "NAME", "TYPE", "MEMORY", "VCPUS")
-	}
-	for _, in := range infos {
-		if asJSON {
-			if err := enc.Encode(infoJSON(in)); err != nil {
+	if asJSON {
+		for _, d := range doms {
+			obj := map[string]any{"name": d.Name, "backend": "xen", "domid": d.ID, "type": xenType(d),
+				"memory_bytes": d.MemoryMiB << 20, "vcpus": d.VCPUs, "state": d.Describe()}
+			if err := enc.Encode(obj); err != nil {
 				return err
 			}
-			continue
 		}
-		fmt.Printf("%-24s %-8s %10s %6d\n", in.Name, in.Type, cmdutil.Size(int64(in.Pages)*stream.PageSize), in.VCPUs)
+		for _, in := range infos {
+			obj := infoJSON(in)
+			if be.Xen != nil {
+				obj["backend"] = "store"
+			}
+			if err := enc.Encode(obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if be.Xen == nil {
+		if len(infos) > 0 {
+			fmt.Printf("%-24s %-8s %10s %6s\n", "NAME", "TYPE", "MEMORY", "VCPUS")
+		}
+		for _, in := range infos {
+			fmt.Printf("%-24s %-8s %10s %6d\n", in.Name, in.Type, cmdutil.Size(int64(in.Pages)*stream.PageSize), in.VCPUs)
+		}
+		return nil
+	}
+	// On a Xen host: where each domain lives, and Xen's id and state.
+	fmt.Printf("%-24s %-8s %10s %6s  %-7s %5s  %s\n", "NAME", "TYPE", "MEMORY", "VCPUS", "BACKEND", "ID", "STATE")
+	for _, d := range doms {
+		fmt.Printf("%-24s %-8s %10s %6d  %-7s %5d  %s\n", d.Name, xenType(d), cmdutil.Size(d.MemoryMiB<<20), d.VCPUs, "xen", d.ID, d.Describe())
+	}
+	for _, in := range infos {
+		fmt.Printf("%-24s %-8s %10s %6d  %-7s %5s  %s\n", in.Name, in.Type, cmdutil.Size(int64(in.Pages)*stream.PageSize), in.VCPUs, "store", "-", "stored")
 	}
 	return nil
+}
+
+// xenType names a Xen domain's guest type as the store names its types.
+func xenType(d xen.Domain) string {
+	if d.Type == "" {
+		return "x86 ?"
+	}
+	return "x86 " + strings.ToUpper(d.Type)
 }
 
 func infoJSON(in domain.Info) map[string]any {

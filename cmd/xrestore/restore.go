@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,13 +13,15 @@ import (
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/upgrade"
+	"github.com/xstream/xstream/lib/xen"
 )
 
 type options struct {
-	store, input, name string
-	force, quiet       bool
-	width              int
-	guest              legacy.Guest
+	store, input, name, backend, config string
+	force, quiet, storeOnly, paused     bool
+	verbose                             bool
+	width                               int
+	guest                               legacy.Guest
 }
 
 type hintError struct {
@@ -31,6 +34,20 @@ func (h *hintError) Unwrap() error { return h.err }
 func (h *hintError) Hint() string  { return h.hint }
 
 func run(opts options) error {
+	backend := opts.backend
+	if opts.storeOnly {
+		backend = cmdutil.BackendStore
+	}
+	be, err := cmdutil.ChooseBackend(backend, opts.verbose)
+	if err != nil {
+		return err
+	}
+	if be.Xen != nil {
+		return runXen(be.Xen, opts)
+	}
+	if opts.config != "" || opts.paused {
+		return cmdutil.Usagef("--config and --paused are for restores into Xen")
+	}
 	if opts.name != "" {
 		if err := store.CheckName(opts.name); err != nil {
 			return cmdutil.Usagef("%v", err)
@@ -84,5 +101,54 @@ func run(opts options) error {
 		return err
 	}
 	prog.Done(fmt.Sprintf("restored %s", restore.Describe(info)))
+	return nil
+}
+
+// runXen restores into the Xen host through xl restore.
+func runXen(host *xen.Host, opts options) error {
+	var cfg *xen.Config
+	if opts.config != "" {
+		b, err := os.ReadFile(opts.config)
+		if err != nil {
+			return err
+		}
+		c := xen.TextConfig(b)
+		if bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+			c.JSON = true // libxl's JSON, as xl save writes it
+		}
+		cfg = &c
+	}
+	in, err := cmdutil.OpenInput(opts.input)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	ctx, stop := cmdutil.SignalContext()
+	defer stop()
+	prog := cmdutil.NewProgress("xrestore", opts.quiet)
+	res, err := host.Restore(ctx, in, xen.RestoreOptions{
+		Name:     opts.name,
+		Config:   cfg,
+		Paused:   opts.paused,
+		Replace:  opts.force,
+		Progress: func(read int64) { prog.Update(read, 0, 0, "") },
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return errors.New("interrupted; no domain was restored")
+	case errors.Is(err, xen.ErrNeedConfig):
+		return &hintError{&cmdutil.UsageError{Err: err}, "add --config FILE (the domain's xl config), or restore with --store-only"}
+	case errors.Is(err, xen.ErrNoName):
+		return &cmdutil.UsageError{Err: err}
+	case errors.Is(err, xen.ErrExists):
+		return &hintError{err, "add --force to replace it, or --name to restore under another name"}
+	case err != nil:
+		return err
+	}
+	state := "running"
+	if opts.paused {
+		state = "paused"
+	}
+	prog.Done(fmt.Sprintf("restored %s into Xen: %v, %s (%s read)", res.Name, res.Type, state, cmdutil.Size(res.Bytes)))
 	return nil
 }

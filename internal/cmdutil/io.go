@@ -41,6 +41,10 @@ func CreateOutput(path string) (*Output, error) {
 	return &Output{Writer: f, f: f, tmp: f.Name(), final: path}, nil
 }
 
+// TempPath returns the name of a file output's temporary file, which
+// Commit renames into place, or "" for standard output.
+func (o *Output) TempPath() string { return o.tmp }
+
 // Commit finishes the output: for a file, fsync, close, rename into place
 // and fsync the directory.
 func (o *Output) Commit() error {

@@ -122,6 +122,15 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
+// Has reports whether the store at root ("" for the default) holds a
+// domain of that name, without creating the store.
+func Has(root, name string) bool {
+	if root == "" {
+		root = DefaultRoot()
+	}
+	return (&Store{root: root}).Exists(name)
+}
+
 // List returns the stored domains, by name.
 func (s *Store) List() ([]domain.Info, error) {
 	ents, err := os.ReadDir(s.root)

@@ -1,0 +1,292 @@
+package xen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
+)
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Name of the new domain; empty means the name in the config.
+	Name string
+	// Config replaces the stream's own config. A stream without an xl
+	// header (libxl or bare libxc) needs one.
+	Config *Config
+	// Paused leaves the restored domain paused.
+	Paused bool
+	// Replace destroys a running domain of the same name once the new
+	// one is complete, instead of waiting for it to go away.
+	Replace bool
+	// Progress, if set, is called now and then with the octets read.
+	Progress func(read int64)
+}
+
+// Restored describes a restored domain.
+type Restored struct {
+	Name string
+	Type stream.DomainType
+	// Bytes is the size of the stream read.
+	Bytes int64
+}
+
+// ErrNoName is returned when neither the config nor the options name the
+// domain.
+var ErrNoName = errors.New("the domain's config gives it no name; give a name")
+
+// IncomingSuffix is added to the name of a domain restored while an older
+// domain of the same name still runs, as `xl migrate` does.
+const IncomingSuffix = "--incoming"
+
+// pipeError marks a failed write to xl's pipe: xl has most likely
+// stopped reading, and its own error says why.
+type pipeError struct{ err error }
+
+func (e *pipeError) Error() string { return "writing to xl restore: " + e.err.Error() }
+func (e *pipeError) Unwrap() error { return e.err }
+
+type pipeWriter struct{ f *os.File }
+
+func (p pipeWriter) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	if err != nil {
+		err = &pipeError{err}
+	}
+	return n, err
+}
+
+// restoring is a running `xl restore`.
+type restoring struct {
+	h       *Host
+	cmd     *exec.Cmd
+	w       *os.File
+	log     *outputLog
+	done    chan struct{}
+	waitErr error
+}
+
+func (h *Host) startRestore(paused bool) (*restoring, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	growPipe(w)
+	log := &outputLog{tee: h.Log}
+	args := []string{"restore", "/proc/self/fd/3"}
+	if paused {
+		args = []string{"restore", "-p", "/proc/self/fd/3"}
+	}
+	cmd := h.command(log, args...)
+	cmd.ExtraFiles = []*os.File{r}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, &Error{Op: "xl restore", Err: err}
+	}
+	r.Close()
+	rs := &restoring{h: h, cmd: cmd, w: w, log: log, done: make(chan struct{})}
+	go func() {
+		rs.waitErr = cmd.Wait()
+		close(rs.done)
+	}()
+	return rs, nil
+}
+
+// wait closes the pipe and waits for xl, at most timeout (0: no limit).
+func (rs *restoring) wait(timeout time.Duration) error {
+	rs.w.Close()
+	if timeout > 0 {
+		select {
+		case <-rs.done:
+		case <-time.After(timeout):
+			rs.cmd.Process.Kill()
+			<-rs.done
+		}
+	}
+	<-rs.done
+	if rs.waitErr != nil {
+		return newError("xl restore", rs.log.Lines(), rs.waitErr)
+	}
+	return nil
+}
+
+// Restore reads a stream of any framing from r, verifying every record,
+// and restores it into Xen through `xl restore`. Xen sees only verified
+// records, and on any failure no new domain is left behind.
+func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restored, err error) {
+	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	if err != nil {
+		return res, err
+	}
+	first, err := wk.Next()
+	if err != nil {
+		return res, err
+	}
+	var cfg Config
+	if first.Kind == sniff.XLHeader {
+		cfg = Config{Data: bytes.Clone(first.XL.Config), JSON: first.XL.MandatoryFlags&xl.FlagJSON != 0}
+	}
+	if opts.Config != nil {
+		cfg = *opts.Config
+	}
+	if len(cfg.Data) == 0 {
+		return res, ErrNeedConfig
+	}
+	name := opts.Name
+	if name == "" {
+		name = cfg.Name()
+	}
+	if name == "" {
+		return res, ErrNoName
+	}
+
+	// xl restore takes as long to start as xl list takes to run: start
+	// it at once, guessing that the name is free, while xl list tells.
+	// Xen reads only records that have been verified, and xl sees the
+	// END record only when everything before it has checked out; so
+	// unless it must wait for its name, the domain may start as soon
+	// as xl has built it (a failure after that, trailing octets, still
+	// destroys it).
+	rs, err := h.startRestore(opts.Paused)
+	if err != nil {
+		return res, err
+	}
+	// A domain of that name still running is, most often, the one
+	// being saved into our input on this very host: build the new one
+	// beside it, paused, and take the name at the end.
+	target := name
+	names, err := h.names(ctx)
+	if err == nil && names[name] {
+		target = name + IncomingSuffix
+		if names[target] {
+			err = fmt.Errorf("xen: domains %s and %s both exist (another restore in progress?)", name, target)
+		}
+	}
+	if err == nil && target != cfg.Name() {
+		cfg, err = cfg.WithName(target)
+	}
+	pause := opts.Paused || target != name
+	if err != nil || pause != opts.Paused {
+		// The guess was wrong: that xl finds no header and builds
+		// nothing.
+		rs.wait(h.abortTimeout())
+		if err != nil {
+			return res, err
+		}
+		if rs, err = h.startRestore(pause); err != nil {
+			return res, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			err = h.abortRestore(ctx, rs, target, err)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { rs.w.Close() })
+	defer stop()
+
+	// A small buffer: a page batch's body goes into the pipe whole,
+	// not copied through it.
+	x := newXLWriter(bufio.NewWriterSize(pipeWriter{rs.w}, 64<<10), cfg)
+	var lastRep int64
+	for it := first; ; {
+		if it.Kind == sniff.LibxcHeaders {
+			res.Type = it.Domain.Type
+		}
+		if err := x.Write(it); err != nil {
+			return res, err
+		}
+		if opts.Progress != nil && wk.Offset()-lastRep >= 16<<20 {
+			lastRep = wk.Offset()
+			opts.Progress(lastRep)
+		}
+		next, err := wk.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		it = next
+	}
+	if err := x.Close(); err != nil {
+		return res, err
+	}
+	res.Bytes = wk.Offset()
+	if err := rs.wait(0); err != nil {
+		return res, err
+	}
+
+	if target != name {
+		if err := h.takeName(ctx, name, opts.Replace); err != nil {
+			return res, err
+		}
+		if _, err := h.run(ctx, "rename", target, name); err != nil {
+			return res, err
+		}
+	}
+	if pause && !opts.Paused {
+		if err := h.unpause(ctx, name); err != nil {
+			return res, err
+		}
+	}
+	res.Name = name
+	return res, nil
+}
+
+// takeName waits for the older domain of that name to go away, or with
+// replace destroys it.
+func (h *Host) takeName(ctx context.Context, name string, replace bool) error {
+	deadline := time.Now().Add(h.nameTimeout())
+	for {
+		exists, err := h.exists(ctx, name)
+		if err != nil || !exists {
+			return err
+		}
+		if replace {
+			return h.Destroy(ctx, name)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: a domain named %s is still running (replace it, or restore under another name)", ErrExists, name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// ErrExists is returned when the name stays taken by another domain.
+var ErrExists = errors.New("xen: domain exists")
+
+// abortRestore stops a failed restore and destroys what it built. It
+// returns the error to report: xl's own when xl stopped reading first.
+func (h *Host) abortRestore(ctx context.Context, rs *restoring, target string, cause error) error {
+	xlErr := rs.wait(h.abortTimeout())
+	// libxl destroys a domain whose restore failed; one xl finished
+	// (paused) before we failed is ours to destroy.
+	if exists, _ := h.exists(context.Background(), target); exists {
+		if err := h.Destroy(context.Background(), target); err != nil {
+			cause = errors.Join(cause, fmt.Errorf("the half-restored domain %s could not be destroyed: %w", target, err))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var pe *pipeError
+	if xlErr != nil && errors.As(cause, &pe) {
+		return xlErr
+	}
+	return cause
+}

@@ -1,0 +1,170 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// fakeXen puts lib/xen's stand-in xl on the PATH of the pipelines and
+// returns its state directory: domains are files in DIR/dom, the stream
+// "xl save" writes is DIR/save.stream, what "xl restore" read lands in
+// DIR/restored.stream (lib/xen/testdata/fakexl says more).
+func fakeXen(t *testing.T) string {
+	t.Helper()
+	fake, err := filepath.Abs("../lib/xen/testdata/fakexl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pathDir := t.TempDir()
+	if err := os.Symlink(fake, filepath.Join(pathDir, "xl")); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dom"), 0o755)
+	t.Setenv("FAKEXL_DIR", dir)
+	t.Setenv("PATH", pathDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	t.Setenv("XSTREAM_BACKEND", "xen")
+	return dir
+}
+
+func fakeDomain(t *testing.T, dir, name, line string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "dom", name), []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fakeState(dir, name string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, "dom", name))
+	return strings.TrimSpace(string(b))
+}
+
+func oneLine(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	if r.code != code || strings.Count(strings.TrimRight(r.stderr, "\n"), "\n") != 0 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("exit %d, stderr %q; want exit %d and one line with %q", r.code, r.stderr, code, want)
+	}
+}
+
+// TestXenPipeline: xsave | xrestore on a (fake) Xen host, the pair the
+// lab runs for real: the stream reaches xl restore unchanged in content,
+// the old domain is destroyed only after its stream is out, the new one
+// unpaused only after its stream is in.
+func TestXenPipeline(t *testing.T) {
+	dir := fakeXen(t)
+	fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+	mustSh(t, "xstream-gen -m 8M > "+filepath.Join(dir, "save.stream"))
+	want := mustSh(t, "xstream-cat --digest "+filepath.Join(dir, "save.stream"))
+	r := sh(t, "xsave gen-pv | xrestore")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "xsave: saved Xen domain gen-pv, 8.0 MiB; the domain is destroyed") || !strings.Contains(r.stderr, "xrestore: restored gen-pv into Xen: x86 PV, running") {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+	if got := mustSh(t, "xstream-cat --digest "+filepath.Join(dir, "restored.stream")); got != want {
+		t.Fatalf("restored digest %s, want %s", got, want)
+	}
+	if st := fakeState(dir, "gen-pv"); st != "7 -b---- pv 128" {
+		t.Fatalf("gen-pv is %q", st)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if !strings.Contains(string(calls), "save -p gen-pv /proc/self/fd/3\n") || !strings.Contains(string(calls), "destroy gen-pv\n") {
+		t.Fatalf("xl calls:\n%s", calls)
+	}
+	out := mustSh(t, "xdomain list")
+	if !strings.Contains(out, "BACKEND") || !regexpMatch(`(?m)^gen-pv +x86 PV +128\.0 MiB +1 +xen +7 +blocked$`, out) {
+		t.Fatalf("xdomain list:\n%s", out)
+	}
+	if out := mustSh(t, "xdomain list --json"); !strings.Contains(out, `"backend":"xen","domid":7,`) {
+		t.Fatalf("xdomain list --json:\n%s", out)
+	}
+}
+
+func TestXenFailures(t *testing.T) {
+	dir := fakeXen(t)
+	fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+	stream := filepath.Join(dir, "save.stream")
+	mustSh(t, "xstream-gen -m 8M > "+stream)
+
+	t.Run("no such domain", func(t *testing.T) {
+		oneLine(t, sh(t, "xsave nosuch > /dev/null"), 1, "xsave: saving nosuch: xl save nosuch: nosuch is an invalid domain identifier (rc=-6)")
+	})
+	t.Run("xl save fails", func(t *testing.T) {
+		os.WriteFile(filepath.Join(dir, "save.fail"), []byte("libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend\n"), 0o644)
+		defer os.Remove(filepath.Join(dir, "save.fail"))
+		oneLine(t, sh(t, "xsave gen-pv > /dev/null"), 1, "xsave: saving gen-pv: xl save gen-pv: libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend")
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q", st)
+		}
+	})
+	t.Run("broken pipe", func(t *testing.T) {
+		r := sh(t, "bash -c 'xsave gen-pv | head -c 1000 >/dev/null; exit ${PIPESTATUS[0]}'")
+		oneLine(t, r, 1, "xsave: output closed early (broken pipe)")
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after a broken pipe", st)
+		}
+	})
+	t.Run("-o kept only when complete", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "vm.xl")
+		os.WriteFile(filepath.Join(dir, "save.fail"), []byte("xc: error: Failed to map guest memory\n"), 0o644)
+		r := sh(t, "xsave -o "+out+" gen-pv")
+		os.Remove(filepath.Join(dir, "save.fail"))
+		oneLine(t, r, 1, "xl save gen-pv: xc: error: Failed to map guest memory")
+		if _, err := os.Stat(out); err == nil {
+			t.Fatal("a failed save left its output file")
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp*")); len(left) > 0 {
+			t.Fatalf("a failed save left %v", left)
+		}
+		mustSh(t, "xsave --keep -q -o "+out+" gen-pv && cmp "+out+" "+stream)
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after --keep", st)
+		}
+	})
+	t.Run("no config", func(t *testing.T) {
+		r := sh(t, "xstream-gen -m 4M -f libxl | xrestore")
+		if r.code != 2 || !strings.Contains(r.stderr, "give an xl domain config file") || !strings.Contains(r.stderr, "hint: add --config FILE") {
+			t.Fatalf("exit %d %q", r.code, r.stderr)
+		}
+		cfg := filepath.Join(t.TempDir(), "vm.cfg")
+		os.WriteFile(cfg, []byte("name = \"fromlibxc\"\ntype = \"pv\"\nmemory = 4\n"), 0o644)
+		mustSh(t, "xstream-gen -m 4M -f libxc | xrestore -q --config "+cfg)
+		if fakeState(dir, "fromlibxc") == "" {
+			t.Fatal("no domain restored from a bare libxc stream")
+		}
+	})
+	t.Run("xl restore fails", func(t *testing.T) {
+		os.WriteFile(filepath.Join(dir, "restore.fail"), []byte("xc: error: Failed to read Record Header from stream (0 = Success): Internal error\nlibxl: error: libxl_stream_read.c:852:libxl__xc_domain_restore_done: Domain 9:restoring domain: Success\n"), 0o644)
+		defer os.Remove(filepath.Join(dir, "restore.fail"))
+		oneLine(t, sh(t, "xrestore --name other "+stream), 1, "xrestore: xl restore: xc: error: Failed to read Record Header from stream (0 = Success): Internal error (and 1 more error lines")
+		if fakeState(dir, "other") != "" {
+			t.Fatal("a failed restore left a domain")
+		}
+	})
+	t.Run("corrupt stream", func(t *testing.T) {
+		r := sh(t, "head -c 3000000 "+stream+" | xrestore --name cut")
+		oneLine(t, r, 3, "offset 0x")
+		if fakeState(dir, "cut") != "" {
+			t.Fatal("a cut stream left a domain")
+		}
+	})
+	t.Run("name taken", func(t *testing.T) {
+		r := sh(t, "XSTREAM_XEN_NAME_TIMEOUT=1 xrestore "+stream)
+		if r.code != 1 || !strings.Contains(r.stderr, "a domain named gen-pv is still running") || !strings.Contains(r.stderr, "hint: add --force") {
+			t.Fatalf("exit %d %q", r.code, r.stderr)
+		}
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" || fakeState(dir, "gen-pv--incoming") != "" {
+			t.Fatalf("gen-pv is %q", st)
+		}
+	})
+	t.Run("store only", func(t *testing.T) {
+		st := newStoreDir(t)
+		mustSh(t, "xrestore -q --store-only --store "+st+" "+stream+" && xdomain --backend store --store "+st+" info gen-pv")
+	})
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
