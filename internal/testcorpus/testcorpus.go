@@ -9,38 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/xstream/xstream/internal/testutil"
 )
 
-// Root returns the repository root: the nearest directory above the
-// working directory that holds go.mod.
-func Root(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("testcorpus: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+// Root returns the repository root (testutil.RepoRoot).
+func Root(t testing.TB) string { return testutil.RepoRoot(t) }
 
-// Dir returns the corpus directory ../shared/corpus/<sub> relative to the
-// repository root, failing the test if it is missing.
-func Dir(t testing.TB, sub string) string {
-	t.Helper()
-	dir := filepath.Join(Root(t), "..", "shared", "corpus", sub)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("test corpus %s is missing (it must sit at ../shared/corpus beside the repository): %v", dir, err)
-	}
-	return dir
-}
+// Dir returns the corpus directory ../shared/corpus/<sub> beside the
+// repository, failing the test if it is missing (testutil.Corpus).
+func Dir(t testing.TB, sub string) string { return testutil.Corpus(t, sub) }
 
 // LegacyCase is one case of the legacy corpus manifest.
 type LegacyCase struct {
