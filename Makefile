@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # under qemu-user-static).
 CROSS_PKGS := ./lib/... ./internal/...
 
-.PHONY: all build test test-unit test-cross bench fuzz cross install demo clean vet xen-check
+.PHONY: all build test test-unit test-cross test-xen bench fuzz cross install demo clean vet xen-check
 
 all: build
 
@@ -39,6 +39,11 @@ test-cross:
 		echo "SKIP: s390x tests: qemu-user-static is not installed (.ci/run installs it)"; \
 		if [ -n "$$CI" ]; then echo "CI must run the s390x tests"; exit 1; fi; \
 	fi
+
+# xsave and xrestore against a real Xen 4.17 in the lab (../shared/xenlab,
+# run as root, two lab boots, about 12 minutes): see tests/xen/run.sh.
+test-xen:
+	bash tests/xen/run.sh
 
 # Times xstream-cat --verify and --digest against cat on a generated 1 GiB
 # stream; BENCHFLAGS="-size 4GiB -keep" and so on pass flags through.

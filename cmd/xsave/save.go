@@ -148,7 +148,9 @@ func runXen(host *xen.Host, opts options) error {
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()
 	// To a file, xl writes the file itself and we verify it as it grows:
-	// one copy of the stream instead of three through a pipe.
+	// one copy of the stream instead of three through a pipe. (Output
+	// that is not the stream as xl writes it, compressed say, must come
+	// through the pipe and our writer.)
 	direct := out.TempPath() != ""
 	sv, err := host.Save(ctx, opts.name, xen.SaveOptions{Keep: opts.keep, File: out.TempPath()})
 	if err != nil {
@@ -173,11 +175,13 @@ func runXen(host *xen.Host, opts options) error {
 	if err == nil && bw != nil {
 		err = bw.Flush()
 	}
+	host.Tracef("stream read and verified: %d octets (%v)", in.n, err)
 	if err == nil {
 		err = sv.Wait()
 	}
 	if err == nil {
 		err = out.Commit()
+		host.Tracef("output committed (%v)", err)
 	}
 	if err != nil {
 		err = sv.Abort(err)

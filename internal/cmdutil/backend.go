@@ -62,6 +62,10 @@ func ChooseBackend(name string, verbose bool) (Backend, error) {
 	if verbose {
 		h.Log = os.Stderr
 	}
+	// XSTREAM_XEN_TRACE=1 times each step on stderr.
+	if verbose || os.Getenv("XSTREAM_XEN_TRACE") != "" {
+		h.Trace, h.Start = os.Stderr, time.Now()
+	}
 	// How long a restore waits for an older domain of its name to go
 	// away, in seconds (default 30).
 	if v := os.Getenv("XSTREAM_XEN_NAME_TIMEOUT"); v != "" {

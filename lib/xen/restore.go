@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/xstream/xstream/lib/sniff"
@@ -94,9 +95,11 @@ func (h *Host) startRestore(paused bool) (*restoring, error) {
 		return nil, &Error{Op: "xl restore", Err: err}
 	}
 	r.Close()
+	h.Tracef("%s started", strings.Join(args, " "))
 	rs := &restoring{h: h, cmd: cmd, w: w, log: log, done: make(chan struct{})}
 	go func() {
 		rs.waitErr = cmd.Wait()
+		h.Tracef("xl restore exited: %v", rs.waitErr)
 		close(rs.done)
 	}()
 	return rs, nil
@@ -223,6 +226,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		return res, err
 	}
 	res.Bytes = wk.Offset()
+	h.Tracef("stream verified and written: %d octets", res.Bytes)
 	if err := rs.wait(0); err != nil {
 		return res, err
 	}

@@ -79,6 +79,7 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 		s.cmd = h.command(s.log, "save", mode, name, "/proc/self/fd/3")
 		s.cmd.ExtraFiles = []*os.File{w}
 	}
+	h.Tracef("xl save %s %s started", mode, name)
 	if err := s.cmd.Start(); err != nil {
 		s.c.Close()
 		if w != nil {
@@ -91,6 +92,7 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
+		h.Tracef("xl save exited: %v", s.waitErr)
 		close(s.done)
 	}()
 	return s, nil

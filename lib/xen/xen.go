@@ -68,6 +68,12 @@ type Host struct {
 	Verbose bool
 	// Log, if set, receives everything xl prints, as it prints it.
 	Log io.Writer
+	// Trace, if set, receives a line for each step of a save or restore
+	// (xl started, exited, ...) with the time since Start.
+	Trace io.Writer
+	// Start is when the times of Trace count from (default: the first
+	// step traced).
+	Start time.Time
 	// AbortTimeout bounds the wait for xl to give up after its pipe has
 	// been closed under it (default 2 minutes); only then is it killed.
 	AbortTimeout time.Duration
@@ -101,6 +107,17 @@ func New() (*Host, error) {
 		return nil, ErrNoToolstack
 	}
 	return &Host{XL: p}, nil
+}
+
+// Tracef writes a Trace line.
+func (h *Host) Tracef(format string, args ...any) {
+	if h.Trace == nil {
+		return
+	}
+	if h.Start.IsZero() {
+		h.Start = time.Now()
+	}
+	fmt.Fprintf(h.Trace, "xen: %6.2fs %s\n", time.Since(h.Start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 func (h *Host) abortTimeout() time.Duration {
@@ -251,6 +268,8 @@ func (h *Host) command(log *outputLog, args ...string) *exec.Cmd {
 
 // run runs a short xl command and returns its standard output alone.
 func (h *Host) run(ctx context.Context, args ...string) ([]byte, error) {
+	h.Tracef("xl %s", strings.Join(args, " "))
+	defer h.Tracef("xl %s done", args[0])
 	log := &outputLog{tee: h.Log}
 	var stdout bytes.Buffer
 	cmd := h.command(log, args...)
