@@ -47,9 +47,13 @@ test-xen:
 
 # Times xstream-cat --verify and --digest against cat on a generated 1 GiB
 # stream; BENCHFLAGS="-size 4GiB -keep" and so on pass flags through.
+# benchcompress: xstream-compress against zstd -1 -T0 and lz4 -1, and
+# compressed save-and-restore pipelines (BENCHCOMPRESSFLAGS).
 bench: build
 	$(GO) run ./tests/bench -bin $(BIN) $(BENCHFLAGS)
 	$(GO) run ./tests/benchstore -bin $(BIN) $(BENCHSTOREFLAGS)
+	$(GO) run ./tests/benchlegacy $(BENCHLEGACYFLAGS)
+	$(GO) run ./tests/benchcompress -bin $(BIN) $(BENCHCOMPRESSFLAGS)
 
 # A short run of every fuzz target.
 fuzz:

@@ -196,3 +196,17 @@ func TestFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestLegacyCorpusRestores: every legacy corpus stream restores (upgraded
+// on the fly) to the domain that restoring Xen's conversion of it gives.
+func TestLegacyCorpusRestores(t *testing.T) {
+	dir := newStoreDir(t)
+	for _, p := range testutil.CorpusFiles(t, "legacy", ".legacy") {
+		name := strings.TrimSuffix(filepath.Base(p), ".legacy")
+		mustSh(t, inStore(dir, "xrestore -q --name "+name+"-legacy < "+p))
+		mustSh(t, inStore(dir, "xrestore -q --name "+name+"-v3 "+strings.TrimSuffix(p, ".legacy")+".v3"))
+		if a, b := domainDigest(t, dir, name+"-legacy"), domainDigest(t, dir, name+"-v3"); a != b {
+			t.Errorf("%s: restored from the legacy stream %s, from Xen's conversion %s", name, a, b)
+		}
+	}
+}

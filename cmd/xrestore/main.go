@@ -17,17 +17,19 @@ func newApp() *cli.App {
 		Usage:     "read a Xen migration stream into a domain",
 		ArgsUsage: "[FILE|-]",
 		Description: `Reads a stream from FILE or standard input — an xl save file, a libxl v2
-or libxc v2/v3 stream in either byte order — verifies every record on the
-way in, and stores the domain. The domain appears only once the whole
-stream has arrived and checked out: an invalid, truncated or cut-off
-stream fails (exit 3, or 1 for I/O) and leaves nothing behind, and an
+or libxc v2/v3 stream in either byte order, or a legacy (pre-v2) stream
+of a 32- or 64-bit toolstack, upgraded on the fly; as it is or compressed
+with zstd or lz4 — verifies every record (and the CHECKSUM records, if the
+stream has them) on the way in, and stores the domain. The domain appears
+only once the whole stream has arrived and checked out: an invalid,
+truncated or cut-off stream fails (exit 3, or 1 for I/O) and leaves nothing behind, and an
 existing domain is replaced, atomically, only with --force.
 
 The name comes from the xl config in the stream unless --name is given.
 
 On a Xen host (dom0 with the xl toolstack) the domain is restored into
-Xen through 'xl restore', from any stream xrestore reads: it is re-framed
-as xl reads it (a libxl or bare libxc stream needs --config, the domain's
+Xen through 'xl restore' (xl, libxl and libxc streams so far): it is
+re-framed as xl reads it (a libxl or bare libxc stream needs --config, the domain's
 xl config file). The new domain is unpaused only when the whole stream
 has arrived and checked out; a failed restore leaves no domain. While a
 domain of the same name still runs (xsave vm | xrestore on one host) the
@@ -40,7 +42,7 @@ store instead.
    xrestore --config /etc/xen/vm.cfg vm.libxc   into Xen, from a bare libxc stream
 
 ` + cmdutil.ExitStatusHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			cmdutil.StoreFlag(),
 			cmdutil.BackendFlag(),
 			&cli.BoolFlag{Name: "store-only", Usage: "restore into the store even on a Xen host (same as --backend store)"},
@@ -50,12 +52,18 @@ store instead.
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing domain of that name"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or summary on stderr"},
 			cmdutil.VerboseFlag(),
-		},
+		}, cmdutil.LegacyFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return cmdutil.Usagef("one input at most, got %d", c.NArg())
 			}
+			width, guest, err := cmdutil.LegacyOverrides(c)
+			if err != nil {
+				return err
+			}
 			return run(options{
+				width: width,
+				guest: guest,
 				store: c.String("store"),
 				input: c.Args().First(),
 				name:  c.String("name"),

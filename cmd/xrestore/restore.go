@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/store"
+	"github.com/xstream/xstream/lib/upgrade"
 	"github.com/xstream/xstream/lib/xen"
 )
 
@@ -17,6 +20,8 @@ type options struct {
 	store, input, name, backend, config string
 	force, quiet, storeOnly, paused     bool
 	verbose                             bool
+	width                               int
+	guest                               legacy.Guest
 }
 
 type hintError struct {
@@ -58,11 +63,35 @@ func run(opts options) error {
 	}
 	defer in.Close()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
+	// A legacy stream is upgraded on the fly, to libxl framing so that
+	// its device model state and libxl's xenstore data come along (other
+	// toolstacks' data, which no libxl restorer can use, is dropped, as
+	// Xen's converter drops it for the libxc format).
+	var up *upgrade.Reader
 	info, err := restore.Restore(in, st, restore.Options{
 		Name:     opts.name,
 		Replace:  opts.force,
 		Progress: func(read int64) { prog.Update(read, 0, 0, "") },
+		Filter: func(r io.Reader) (io.Reader, error) {
+			u, uinfo, err := upgrade.Open(r, &upgrade.Options{LegacyOnly: true, Format: upgrade.FormatLibxl, LenientToolstack: true, Width: opts.width, Guest: opts.guest})
+			if err != nil {
+				return nil, err
+			}
+			up = u
+			if uinfo.Legacy && !opts.quiet {
+				fmt.Fprintf(os.Stderr, "xrestore: %v\n", uinfo)
+			}
+			return u, nil
+		},
 	})
+	if up != nil {
+		up.Close()
+		// The conversion's error names the legacy input's offset; the
+		// restore's only the upgraded stream's.
+		if uerr := up.Err(); uerr != nil {
+			err = uerr
+		}
+	}
 	switch {
 	case errors.Is(err, restore.ErrNoName):
 		return &cmdutil.UsageError{Err: err}

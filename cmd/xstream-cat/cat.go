@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/inspect"
+	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/upgrade"
 )
 
 type options struct {
@@ -19,6 +22,9 @@ type options struct {
 	stats  bool
 	digest bool
 	quiet  bool
+	notes  io.Writer    // standard error, for notes; nil for none
+	width  int          // legacy input: the toolstack width, 0 to detect
+	guest  legacy.Guest // legacy input: the guest type
 }
 
 // run reads the stream in r and writes the requested report to w.
@@ -31,8 +37,38 @@ func run(opts options, r io.Reader, w io.Writer) error {
 	return err
 }
 
-func walk(opts options, r io.Reader, out *bufio.Writer) error {
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: opts.verify})
+func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
+	// Compressed input is decompressed here, at the edge.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	// A legacy stream is shown (and verified) as the v3 stream it
+	// upgrades to; the legacy reader checks its own structure on the way,
+	// and its errors, which name the legacy input's offsets, come first.
+	up, uinfo, err := upgrade.Open(in.Source, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest})
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	if uinfo.Legacy {
+		defer func() {
+			if uerr := up.Err(); uerr != nil {
+				err = uerr
+			} else if err != nil {
+				err = fmt.Errorf("in the upgraded stream: %w", err)
+			}
+		}()
+		if opts.notes != nil && !opts.verify && !opts.stats && !opts.digest {
+			fmt.Fprintf(opts.notes, "xstream-cat: %v; showing the upgraded stream\n", uinfo)
+		}
+	}
+	// Listing and verifying look at the structure only: the pages are
+	// skipped, not read (seeked over in a file, dropped in the kernel from
+	// a pipe; read after all where CHECKSUM records need them).
+	skip := !opts.stats && !opts.digest
+	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: opts.verify, SkipPageData: skip})
 	if err != nil {
 		return err
 	}
@@ -45,7 +81,11 @@ func walk(opts options, r io.Reader, out *bufio.Writer) error {
 		layer = map[sniff.Layer]bool{}
 	)
 	if opts.stats {
-		st = inspect.NewStats(wk.Info().String())
+		format := in.String()
+		if uinfo.Legacy {
+			format = fmt.Sprintf("legacy (%v), upgraded to %s", uinfo.Layout, wk.Info())
+		}
+		st = inspect.NewStats(format)
 	}
 	if opts.digest {
 		dg = digest.New()
@@ -105,10 +145,28 @@ func walk(opts options, r io.Reader, out *bufio.Writer) error {
 				framing += string(l)
 			}
 		}
+		sums, covered := wk.Checksums()
 		if opts.json {
-			return enc.Encode(map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset()})
+			obj := map[string]any{"valid": true, "format": framing, "items": count, "bytes": wk.Offset(),
+				"compression": in.Compression.String(), "checksums": sums, "checksummed_bytes": covered}
+			if uinfo.Legacy {
+				obj["legacy"] = map[string]any{"width": uinfo.Layout.Width, "guest": uinfo.Layout.Guest.String()}
+			}
+			return enc.Encode(obj)
 		}
-		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets\n", framing, count, wk.Offset())
+		if uinfo.Legacy {
+			fmt.Fprintf(out, "valid: legacy stream (%v); upgraded: %s stream, %d records and headers, %d octets\n",
+				uinfo.Layout, framing, count, wk.Offset())
+			return nil
+		}
+		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets", framing, count, wk.Offset())
+		if in.Compression != compress.None {
+			fmt.Fprintf(out, ", %v-compressed", in.Compression)
+		}
+		if sums > 0 {
+			fmt.Fprintf(out, ", %d CHECKSUM records over %d octets", sums, covered)
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }

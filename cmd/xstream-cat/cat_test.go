@@ -9,6 +9,7 @@ import (
 
 	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/internal/testutil"
+	"github.com/xstream/xstream/lib/compress"
 )
 
 func cat(t *testing.T, opts options, in []byte) (string, error) {
@@ -105,6 +106,34 @@ func TestStatsAndDigest(t *testing.T) {
 	for _, want := range []string{"zero pages:      10", "distinct pfns:   30", "memory:          122880 octets", "xsd1:", "valid:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestCompressedInput: zstd and lz4 input lists and verifies as the
+// stream inside, and --verify says so.
+func TestCompressedInput(t *testing.T) {
+	in := testutil.Framed(t, testutil.PV{Pages: 30}.Stream(t), []byte("qemu"), []byte(`{}`))
+	want, err := cat(t, options{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []compress.Codec{compress.Zstd, compress.LZ4} {
+		var z bytes.Buffer
+		w, _ := compress.NewWriter(&z, c, nil)
+		w.Write(in)
+		w.Close()
+		if got, err := cat(t, options{}, z.Bytes()); err != nil || got != want {
+			t.Errorf("%v: listing differs: %v", c, err)
+		}
+		out, err := cat(t, options{verify: true}, z.Bytes())
+		if err != nil || !strings.Contains(out, ", "+c.String()+"-compressed") {
+			t.Errorf("%v: --verify: %q %v", c, out, err)
+		}
+		bad := bytes.Clone(z.Bytes())
+		bad[len(bad)/2] ^= 1
+		if _, err := cat(t, options{verify: true}, bad); cmdutil.Code(err) != cmdutil.ExitInvalid {
+			t.Errorf("%v: damaged: code %d, %v", c, cmdutil.Code(err), err)
 		}
 	}
 }

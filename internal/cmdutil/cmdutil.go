@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/stream"
 )
 
@@ -30,7 +31,7 @@ const (
 const ExitStatusHelp = `EXIT STATUS:
    0  success
    1  operational failure (I/O error, broken pipe, disk full)
-   2  usage error
+   2  usage error, or a legacy stream whose layout needs -w or -g
    3  invalid, corrupt or truncated stream`
 
 // UsageError marks an error as the user's to fix on the command line.
@@ -51,7 +52,9 @@ func Code(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, legacy.ErrUndetermined):
+		// A legacy stream whose layout only the user can tell (-w, -g)
+		// is a question for the command line, not a bad stream.
 		return ExitUsage
 	case errors.As(err, &fe), errors.Is(err, stream.ErrCorrupt), errors.Is(err, stream.ErrUnsupported),
 		errors.Is(err, stream.ErrLimit):
@@ -106,10 +109,13 @@ func hint(err error) string {
 	return ""
 }
 
-// OpenInput opens a file argument, "-" or "" meaning standard input.
-func OpenInput(name string) (io.ReadCloser, error) {
+// OpenInput opens a file argument, "-" or "" meaning standard input. It
+// returns the *os.File itself, so that readers can seek a file or splice
+// a pipe.
+func OpenInput(name string) (*os.File, error) {
 	if name == "" || name == "-" {
-		return io.NopCloser(os.Stdin), nil
+		GrowPipe(os.Stdin)
+		return os.Stdin, nil
 	}
 	return os.Open(name)
 }
@@ -224,4 +230,31 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
 	}
 	return n << shift, nil
+}
+
+// LegacyFlags are the -w and -g overrides of legacy stream detection that
+// every reader of streams takes.
+func LegacyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "width", Aliases: []string{"w"}, Usage: "legacy input: the toolstack width, `32|64` (default: detected)"},
+		&cli.StringFlag{Name: "guest-type", Aliases: []string{"g"}, Usage: "legacy input: the guest type, `pv|hvm` (default: detected)"},
+	}
+}
+
+// LegacyOverrides reads the LegacyFlags: 0 and legacy.GuestAuto mean
+// detect.
+func LegacyOverrides(c *cli.Context) (width int, guest legacy.Guest, err error) {
+	switch w := c.String("width"); w {
+	case "":
+	case "32", "64":
+		width, _ = strconv.Atoi(w)
+	default:
+		return 0, 0, Usagef("-w %s: want 32 or 64", w)
+	}
+	if g := c.String("guest-type"); g != "" {
+		if guest, err = legacy.ParseGuest(g); err != nil {
+			return 0, 0, Usagef("-g: %v", err)
+		}
+	}
+	return width, guest, nil
 }

@@ -27,6 +27,7 @@ func CreateOutput(path string) (*Output, error) {
 		if IsTerminal(os.Stdout) {
 			return nil, ErrTerminal
 		}
+		GrowPipe(os.Stdout)
 		return &Output{Writer: os.Stdout}, nil
 	}
 	dir, base := filepath.Split(path)

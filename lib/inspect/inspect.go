@@ -64,7 +64,7 @@ func libxcFields(f map[string]any, rec *stream.Record, order stream.ByteOrder) {
 	}
 	if rec.Type == stream.RecPageData {
 		var p stream.PageData
-		if p.Decode(rec.Body, order) != nil {
+		if p.DecodeSkipped(rec.Body, rec.Skipped, order) != nil {
 			return
 		}
 		lo, hi := ^uint64(0), uint64(0)
@@ -75,7 +75,7 @@ func libxcFields(f map[string]any, rec *stream.Record, order stream.ByteOrder) {
 			types[t.String()]++
 		}
 		f["count"] = len(p.PFNs)
-		f["data_pages"] = len(p.Data) / stream.PageSize
+		f["data_pages"] = (len(rec.Body) + rec.Skipped - 8 - 8*len(p.PFNs)) / stream.PageSize
 		f["pfn_first"] = lo
 		f["pfn_last"] = hi
 		f["page_types"] = types

@@ -344,3 +344,41 @@ func (w *Writer) WriteEmulator(t RecordType, id, index uint32, data []byte) erro
 	w.order.PutUint32(h[4:], index)
 	return w.WriteRecord(t, h[:], data)
 }
+
+// WriteRecordFrom writes a record whose body is head followed by n octets
+// copied from r, so that a large body (a device model's state) streams
+// through without being held in memory. Fewer than n octets in r is
+// io.ErrUnexpectedEOF.
+func (w *Writer) WriteRecordFrom(t RecordType, head []byte, n int64, r io.Reader) error {
+	if w.err != nil {
+		return w.err
+	}
+	total := int64(len(head)) + n
+	if n < 0 || total > MaxRecordLength {
+		return errors.New("libxl: record body over the length limit")
+	}
+	w.order.PutUint32(w.hdr[:], uint32(t))
+	w.order.PutUint32(w.hdr[4:], uint32(total))
+	if _, err := w.w.Write(w.hdr[:]); err != nil {
+		w.err = err
+		return err
+	}
+	if _, err := w.w.Write(head); err != nil {
+		w.err = err
+		return err
+	}
+	if c, err := io.CopyN(w.w, r, n); err != nil {
+		if err == io.EOF && c < n {
+			err = io.ErrUnexpectedEOF
+		}
+		w.err = err
+		return err
+	}
+	if pad := -total & 7; pad != 0 {
+		if _, err := w.w.Write(zeroPad[:pad]); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	return nil
+}

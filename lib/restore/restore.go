@@ -27,12 +27,18 @@ type Options struct {
 	Replace bool
 	// Progress, if set, is called now and then with the octets read.
 	Progress func(read int64)
+	// Filter, if set, turns the input into the v2/v3 stream to read
+	// (upgrading a legacy stream, decompressing). It runs after the
+	// domain's name is taken, so that a second restore of a name fails at
+	// once rather than after the first has read its input's start.
+	Filter func(io.Reader) (io.Reader, error)
 }
 
 // ErrNoName is returned when the stream carries no name and none was given.
 var ErrNoName = errors.New("the stream has no xl config naming the domain; give a name")
 
-// Restore reads the stream in r into be and returns the new domain's info.
+// Restore reads the stream in r, compressed (zstd, lz4) or not, into be
+// and returns the new domain's info.
 func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, err error) {
 	var (
 		b       domain.Builder
@@ -54,7 +60,21 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			return info, err
 		}
 	}
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	// Compressed input is decompressed here, at the edge, once the lock
+	// is held (opening it reads); a legacy stream is then upgraded by the
+	// Filter.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return info, err
+	}
+	defer in.Close()
+	var rr io.Reader = in.Source
+	if opts.Filter != nil {
+		if rr, err = opts.Filter(rr); err != nil {
+			return info, err
+		}
+	}
+	wk, err := sniff.NewWalker(rr, &sniff.Options{Verify: true})
 	if err != nil {
 		return info, err
 	}

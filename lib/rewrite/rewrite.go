@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/lib/integrity"
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/stream"
@@ -22,6 +23,11 @@ type Options struct {
 	// Typed decodes every libxc record body and encodes it again rather
 	// than copying it: a check that the typed model is lossless.
 	Typed bool
+	// Checksum writes new CHECKSUM records (lib/integrity) every
+	// ChecksumInterval octets (integrity.DefaultInterval if 0), in place
+	// of any the input has. Close must then be called at the end.
+	Checksum         bool
+	ChecksumInterval int64
 }
 
 // Writer writes items to w. Give it a buffered writer.
@@ -31,6 +37,10 @@ type Writer struct {
 	lx   *libxl.Writer
 	lc   *stream.Writer
 	buf  []byte
+	ck   *integrity.Writer
+	// dropSums leaves the input's CHECKSUM records out: they would not
+	// match octets that change.
+	dropSums bool
 }
 
 // NewWriter returns a Writer to w.
@@ -39,7 +49,20 @@ func NewWriter(w io.Writer, opts *Options) *Writer {
 	if opts != nil {
 		wr.opts = *opts
 	}
+	if wr.opts.Checksum {
+		wr.ck = integrity.NewWriter(w, wr.opts.ChecksumInterval)
+		wr.w = wr.ck
+		wr.dropSums = true
+	}
 	return wr
+}
+
+// Close writes what the CHECKSUM records need after the last item.
+func (w *Writer) Close() error {
+	if w.ck != nil {
+		return w.ck.Close()
+	}
+	return nil
 }
 
 // Write writes one item.
@@ -66,13 +89,35 @@ func (w *Writer) Write(it *sniff.Item) error {
 		if w.opts.Upgrade {
 			ih.Version = stream.Version3
 		}
+		if ih.Version != it.Image.Version {
+			w.dropSums = true
+		}
 		w.lc = stream.NewWriter(w.w)
-		return w.lc.WriteHeaders(ih, it.Domain)
+		if err := w.lc.WriteHeaders(ih, it.Domain); err != nil || w.ck == nil {
+			return err
+		}
+		w.ck.SetOrder(ih.ByteOrder())
+		return w.ck.Mark()
 	case sniff.LibxcRecord:
 		if w.lc == nil {
 			return errors.New("rewrite: libxc record without libxc headers")
 		}
 		rec := it.Libxc
+		if rec.Type == integrity.RecChecksum && w.dropSums {
+			return nil
+		}
+		if w.ck != nil {
+			var err error
+			switch {
+			case rec.Type == stream.RecEnd:
+				err = w.ck.BeginTail()
+			case w.ck.Due():
+				err = w.ck.Mark()
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if !w.opts.Typed || rec.Implied {
 			return w.lc.Copy(rec)
 		}
@@ -105,7 +150,7 @@ func Copy(w io.Writer, r io.Reader, walk *sniff.Options, opts *Options) (int64, 
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
-			return wk.Offset(), nil
+			return wk.Offset(), rw.Close()
 		}
 		if err != nil {
 			return wk.Offset(), err

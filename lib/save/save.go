@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/integrity"
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/stream"
@@ -44,6 +45,10 @@ type Options struct {
 	// Progress, if set, is called after every batch with the pfns
 	// scanned so far and the domain's pfn count.
 	Progress func(done, total uint64)
+	// Checksum writes CHECKSUM records (lib/integrity) every
+	// ChecksumInterval octets (integrity.DefaultInterval if 0).
+	Checksum         bool
+	ChecksumInterval int64
 }
 
 // Stats reports what Save wrote.
@@ -51,6 +56,9 @@ type Stats struct {
 	Bytes   int64
 	Pages   uint64 // pfns sent (with data or type only)
 	Records int
+	// Checksums is the number of CHECKSUM records written (not counted
+	// in Records).
+	Checksums int
 }
 
 type countingWriter struct {
@@ -70,13 +78,27 @@ const batch = stream.MaxPageBatch
 // Save writes src to w. Give it a buffered writer; Save does not flush.
 func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 	var st Stats
-	cw := &countingWriter{w: w}
 	if opts.Format == "" {
 		opts.Format = FormatXL
 	}
 	if opts.Order == nil {
 		opts.Order = binary.LittleEndian
 	}
+	// With checksums, every octet passes through the integrity writer,
+	// which puts CHECKSUM records where mark, below, says.
+	var ck *integrity.Writer
+	if opts.Checksum {
+		ck = integrity.NewWriter(w, opts.ChecksumInterval)
+		ck.SetOrder(opts.Order)
+		w = ck
+	}
+	mark := func() error {
+		if ck != nil && ck.Due() {
+			return ck.Mark()
+		}
+		return nil
+	}
+	cw := &countingWriter{w: w}
 	info := src.Info()
 	recs, err := src.Records()
 	if err != nil {
@@ -121,8 +143,17 @@ func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 		Type: info.Type, PageShift: stream.PageShift, XenMajor: info.XenMajor, XenMinor: info.XenMinor}); err != nil {
 		return st, err
 	}
+	if ck != nil {
+		// The first CHECKSUM record covers the framing and the headers.
+		if err := ck.Mark(); err != nil {
+			return st, err
+		}
+	}
 	libxcRecs, libxlRecs := order(info.Type, recs)
 	write := func(r domain.Record) error {
+		if err := mark(); err != nil {
+			return err
+		}
 		st.Records++
 		t := stream.RecordType(r.Type)
 		if opts.Order == binary.LittleEndian {
@@ -150,11 +181,16 @@ func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 			return st, err
 		}
 	}
-	if err := savePages(lc, src, info, opts, &st); err != nil {
+	if err := savePages(lc, src, info, opts, &st, mark); err != nil {
 		return st, err
 	}
 	for ; i < len(libxcRecs); i++ {
 		if err := write(libxcRecs[i]); err != nil {
+			return st, err
+		}
+	}
+	if ck != nil {
+		if err := ck.BeginTail(); err != nil {
 			return st, err
 		}
 	}
@@ -182,6 +218,12 @@ func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 		}
 	}
 	st.Bytes = cw.n
+	if ck != nil {
+		if err := ck.Close(); err != nil {
+			return st, err
+		}
+		st.Bytes, st.Checksums = ck.Offset(), ck.Records()
+	}
 	return st, nil
 }
 
@@ -287,7 +329,8 @@ func order(dt stream.DomainType, recs []domain.Record) (libxc, libxlRecs []domai
 // address.
 var ErrTooLarge = errors.New("save: domain pfn count beyond what a stream can carry")
 
-func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Options, st *Stats) error {
+// savePages writes the PAGE_DATA records, calling mark between them.
+func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Options, st *Stats, mark func() error) error {
 	if info.PFNs > stream.PFNMask {
 		return ErrTooLarge
 	}
@@ -313,6 +356,9 @@ func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Opti
 			}
 		}
 		if count > 0 {
+			if err := mark(); err != nil {
+				return err
+			}
 			o.PutUint32(hdr, uint32(count))
 			o.PutUint32(hdr[4:], 0)
 			if err := lc.WriteRecord(stream.RecPageData, hdr, data[:pages*stream.PageSize]); err != nil {

@@ -87,7 +87,10 @@ var (
 	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
 	lz4Magic  = []byte{0x04, 0x22, 0x4D, 0x18}
 	gzipMagic = []byte{0x1F, 0x8B}
-	libxcHead = []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 'X', 'E', 'N', 'F'}
+	// skippableMagic (0x184D2A50 to 0x184D2A5F, little-endian) starts a
+	// skippable frame of zstd or lz4.
+	skippableMagic uint32 = 0x184D2A50
+	libxcHead             = []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 'X', 'E', 'N', 'F'}
 )
 
 // Identify classifies the octets b, the start of an input.
@@ -113,6 +116,17 @@ func Identify(b []byte) Info {
 		return Info{Kind: LZ4}
 	case bytes.HasPrefix(b, gzipMagic):
 		return Info{Kind: Gzip}
+	case len(b) >= 8 && binary.LittleEndian.Uint32(b)&0xFFFFFFF0 == skippableMagic:
+		// A skippable frame, which zstd and lz4 both define (our
+		// compressed output starts with one, a check frame): the frame
+		// after it tells which.
+		if n := 8 + int(binary.LittleEndian.Uint32(b[4:])); n >= 8 && n < len(b) {
+			switch k := Identify(b[n:]).Kind; k {
+			case Zstd, LZ4:
+				return Info{Kind: k}
+			}
+		}
+		return Info{Kind: Unknown}
 	case len(b) >= 8 && !bytes.Equal(b[:8], libxcHead[:8]):
 		// The libxc spec: a legacy image has one or more zero bits in
 		// its first 8 octets. Whether it really is one is for the

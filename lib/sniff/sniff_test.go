@@ -31,6 +31,9 @@ func TestIdentify(t *testing.T) {
 		{testutil.Framed(t, pv, nil, []byte("{}")), "xl little-endian"},
 		{[]byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0, 0}, "zstd"},
 		{[]byte{0x04, 0x22, 0x4D, 0x18, 0, 0, 0, 0, 0}, "lz4"},
+		{[]byte{0x58, 0x2A, 0x4D, 0x18, 2, 0, 0, 0, 'x', 'y', 0x28, 0xB5, 0x2F, 0xFD, 0}, "zstd"},
+		{[]byte{0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0, 0x04, 0x22, 0x4D, 0x18, 0x64}, "lz4"},
+		{[]byte{0x50, 0x2A, 0x4D, 0x18, 99, 0, 0, 0, 0x04, 0x22, 0x4D, 0x18, 0x64}, "unknown"},
 		{[]byte{0x00, 0x00, 0x01, 0x00, 0, 0, 0, 0, 0xff}, "legacy"},
 		{[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'N', 'O', 'P', 'E', 0, 0, 0, 3, 0, 0}, "unknown"},
 	} {
@@ -170,6 +173,13 @@ func TestSeedFiles(t *testing.T) {
 	testutil.Golden(t, "testdata/seeds/xl.bin", testutil.Framed(t, pv, []byte("qemu"), []byte(`{"c_info":{"name":"seed"}}`)))
 	testutil.Golden(t, "testdata/seeds/libxl-checkpoint.bin", checkpointed(t))
 	testutil.Golden(t, "testdata/seeds/libxc-be.bin", testutil.PV{Pages: 1, Order: binary.BigEndian}.Stream(t))
+	// With CHECKSUM records after the headers, every record and at the end.
+	var ck bytes.Buffer
+	if _, err := rewrite.Copy(&ck, bytes.NewReader(testutil.Framed(t, testutil.PV{Pages: 2}.Stream(t), []byte("qemu"), []byte(`{}`))),
+		nil, &rewrite.Options{Checksum: true, ChecksumInterval: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Golden(t, "testdata/seeds/xl-checksum.bin", ck.Bytes())
 }
 
 // FuzzWalker: walk → rewrite → walk. Whatever walks must rewrite to the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/lib/integrity"
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/stream"
 	"github.com/xstream/xstream/lib/xl"
@@ -81,7 +82,7 @@ func (it *Item) Length() int {
 	case LibxlRecord:
 		return len(it.Libxl.Body)
 	case LibxcRecord:
-		return len(it.Libxc.Body)
+		return len(it.Libxc.Body) + it.Libxc.Skipped
 	case QemuTail:
 		return len(it.Qemu)
 	}
@@ -101,6 +102,9 @@ type Options struct {
 	// AllowTrailing accepts octets after the last END record instead of
 	// failing.
 	AllowTrailing bool
+	// SkipPageData skips the pages of PAGE_DATA records (see
+	// stream.Options): for consumers of the structure, not the memory.
+	SkipPageData bool
 }
 
 // Walker reads every layer of an xl, libxl or libxc input as Items.
@@ -121,6 +125,7 @@ type Walker struct {
 	libxcDone bool             // libxc END seen
 	inCkpt    bool             // libxc CHECKPOINT seen, waiting for CHECKPOINT_END
 	ckpts     int
+	sums      *integrity.Checker // CHECKSUM records, checked whenever present
 }
 
 type walkState int
@@ -150,6 +155,8 @@ func NewWalker(r io.Reader, opts *Options) (*Walker, error) {
 	if opts != nil {
 		w.opts = *opts
 	}
+	w.sums = integrity.NewChecker(src.Offset())
+	src.SetTap(w.sums.Tap)
 	switch info.Kind {
 	case XL, Libxl, Libxc:
 	case Empty:
@@ -165,6 +172,10 @@ func (w *Walker) Info() Info { return w.info }
 
 // Offset returns the offset of the next octet to be read.
 func (w *Walker) Offset() int64 { return w.src.Offset() }
+
+// Checksums returns the CHECKSUM records verified so far and the octets
+// they cover.
+func (w *Walker) Checksums() (records int, octets int64) { return w.sums.Verified() }
 
 // Config returns the xl header's config, if the input has one.
 func (w *Walker) Config() []byte {
@@ -254,7 +265,7 @@ func (w *Walker) next() (*Item, error) {
 		return it, nil
 
 	case stLibxcHeaders:
-		w.lc = stream.NewReader(w.src, nil)
+		w.lc = stream.NewReader(w.src, &stream.Options{SkipPageData: w.opts.SkipPageData})
 		ih, dh, err := w.lc.Headers()
 		if err != nil {
 			return nil, err
@@ -288,6 +299,10 @@ func (w *Walker) next() (*Item, error) {
 			}
 		}
 		switch rec.Type {
+		case integrity.RecChecksum:
+			if err := w.sums.Record(rec, w.lc.ByteOrder()); err != nil {
+				return nil, rec.Error(err)
+			}
 		case stream.RecEnd:
 			w.libxcDone = true
 			if w.lx != nil {
@@ -314,12 +329,20 @@ func (w *Walker) next() (*Item, error) {
 	case stTrailing:
 		w.state = stDone
 		if !w.opts.AllowTrailing {
-			b, _ := w.src.Peek(1)
+			b, err := w.src.Peek(1)
 			if len(b) > 0 {
 				n := w.countTrailing()
 				return nil, &stream.FormatError{Offset: it.Offset, Index: -1, Type: "end of stream",
 					Err: stream.Corrupt("%s octets of trailing data after the last END record", n)}
 			}
+			if err != nil && err != io.EOF {
+				// A decompressor's last word (its last checksum)
+				// comes after the stream's last octet.
+				return nil, err
+			}
+		}
+		if err := w.sums.End(w.src.Offset()); err != nil {
+			return nil, err
 		}
 		return nil, io.EOF
 	}

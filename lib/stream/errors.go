@@ -24,9 +24,9 @@ var (
 
 // FormatError describes where in a stream a problem was found.
 type FormatError struct {
-	Layer  string // "xl", "libxl" or "libxc"; "" means "libxc"
+	Layer  string // "xl", "libxl", "libxc" or "legacy"; "" means "libxc"
 	Offset int64  // byte offset of the header or record at fault
-	Index  int    // record ordinal within its layer, -1 for a header
+	Index  int    // record (legacy: chunk) ordinal within its layer, -1 for a header
 	Type   string // record type name, or the header's name
 	Err    error
 }
@@ -39,7 +39,11 @@ func (e *FormatError) Error() string {
 	if e.Index < 0 {
 		return fmt.Sprintf("%s%s at offset %#x: %v", where, e.Type, e.Offset, e.Err)
 	}
-	return fmt.Sprintf("%srecord %d (%s) at offset %#x: %v", where, e.Index, e.Type, e.Offset, e.Err)
+	noun := "record"
+	if e.Layer == "legacy" {
+		noun = "chunk" // the legacy format has chunks, not records
+	}
+	return fmt.Sprintf("%s%s %d (%s) at offset %#x: %v", where, noun, e.Index, e.Type, e.Offset, e.Err)
 }
 
 func (e *FormatError) Unwrap() error { return e.Err }

@@ -14,6 +14,11 @@ type Record struct {
 	Offset  int64  // byte offset of the record header
 	Index   int    // ordinal of the record in the stream, from 0
 
+	// Skipped counts the octets at the end of the body that the Reader
+	// skipped rather than read (page data, with Options.SkipPageData);
+	// Body then holds only what came before them.
+	Skipped int
+
 	// Implied is set on the STATIC_DATA_END record a Reader infers for a
 	// version 2 stream. It is not on the wire: a Writer of a version 2
 	// stream drops it, one of a version 3 stream writes it.
@@ -25,7 +30,7 @@ func (r *Record) WireSize() int64 {
 	if r.Implied {
 		return 0
 	}
-	return RecordHeaderSize + int64(len(r.Body)) + int64(len(r.Padding))
+	return RecordHeaderSize + int64(len(r.Body)+r.Skipped) + int64(len(r.Padding))
 }
 
 // Errorf wraps err with the record's position.
@@ -41,6 +46,11 @@ type Options struct {
 	// MaxRecordLength overrides the record length limit (MaxRecordLength
 	// when 0). It can only be lowered.
 	MaxRecordLength int
+	// SkipPageData reads only the header and pfn words of PAGE_DATA
+	// records and skips their pages (seeking a file, or splicing a pipe
+	// into /dev/null): for tools that look at the structure, not the
+	// memory. Record.Skipped says how much was skipped.
+	SkipPageData bool
 }
 
 // Reader reads the records of a libxc stream.
@@ -63,6 +73,7 @@ type Reader struct {
 	pending   *Record // record held back behind an implied STATIC_DATA_END
 	rec       Record
 	buf       []byte
+	pad       [8]byte
 	hbuf      [ImageHeaderSize]byte
 }
 
@@ -188,6 +199,9 @@ func (r *Reader) readRecord() (*Record, error) {
 		return nil, rec.Error(overLimit("body length %d exceeds the limit of %d", length, r.opts.MaxRecordLength))
 	}
 	padded := int(length+7) &^ 7
+	if rec.Type == RecPageData && r.opts.SkipPageData && length >= 8 {
+		return r.readSkipping(rec, int(length))
+	}
 	b, err := readGrowing(r.r, r.buf, padded)
 	r.buf = b[:0]
 	if err != nil {
@@ -195,6 +209,44 @@ func (r *Reader) readRecord() (*Record, error) {
 	}
 	rec.Body = b[:length]
 	rec.Padding = b[length:]
+	r.index++
+	return rec, nil
+}
+
+// readSkipping reads a PAGE_DATA record's header and pfn words and skips
+// its pages. A count that does not fit the length falls back to reading
+// the body whole, for the decoder to report.
+func (r *Reader) readSkipping(rec *Record, length int) (*Record, error) {
+	padded := (length + 7) &^ 7
+	const most = 8 + 8*MaxPageBatch
+	if cap(r.buf) < most {
+		r.buf = make([]byte, most)
+	}
+	head := r.buf[:8]
+	if err := r.readFull(head); err != nil {
+		return nil, rec.Error(truncated{want: padded, err: err})
+	}
+	var body []byte
+	n := 8 + 8*int(r.order.Uint32(head))
+	if n <= most && n <= length {
+		body = r.buf[:n]
+		if err := r.readFull(body[8:]); err != nil {
+			return nil, rec.Error(truncated{want: padded, err: err})
+		}
+		if err := r.r.Skip(int64(length - n)); err != nil {
+			return nil, rec.Error(truncated{want: padded, err: err})
+		}
+	} else { // not a valid batch: read it all and let Decode say why
+		rest, err := readGrowing(r.r, nil, length-8)
+		if err != nil {
+			return nil, rec.Error(truncated{want: padded, err: err})
+		}
+		n, body = length, append(append([]byte(nil), head...), rest...)
+	}
+	if err := r.readFull(r.pad[:padded-length]); err != nil {
+		return nil, rec.Error(truncated{want: padded, err: err})
+	}
+	rec.Body, rec.Skipped, rec.Padding = body, length-n, r.pad[:padded-length]
 	r.index++
 	return rec, nil
 }

@@ -100,8 +100,20 @@ func (p *PageData) Type() RecordType { return RecPageData }
 
 // Decode decodes body into p, reusing p's PFNs slice.
 func (p *PageData) Decode(body []byte, order ByteOrder) error {
+	return p.decode(body, 0, order)
+}
+
+// DecodeSkipped decodes the start of a PAGE_DATA body whose page data a
+// Reader skipped (Options.SkipPageData): body holds the header and pfn
+// words, skipped counts the octets that followed. p.Data is nil.
+func (p *PageData) DecodeSkipped(body []byte, skipped int, order ByteOrder) error {
+	return p.decode(body, skipped, order)
+}
+
+func (p *PageData) decode(body []byte, skipped int, order ByteOrder) error {
+	total := len(body) + skipped
 	if len(body) < 8 {
-		return corrupt("PAGE_DATA length %d is shorter than its 8-octet header", len(body))
+		return corrupt("PAGE_DATA length %d is shorter than its 8-octet header", total)
 	}
 	count := order.Uint32(body[0:])
 	p.Reserved = order.Uint32(body[4:])
@@ -112,7 +124,7 @@ func (p *PageData) Decode(body []byte, order ByteOrder) error {
 		return overLimit("PAGE_DATA count %d exceeds the limit of %d pages per record", count, MaxPageBatch)
 	}
 	if uint64(len(body)) < 8+8*uint64(count) {
-		return corrupt("PAGE_DATA length %d too short for %d pfns", len(body), count)
+		return corrupt("PAGE_DATA length %d too short for %d pfns", total, count)
 	}
 	p.PFNs = p.PFNs[:0]
 	data := 0
@@ -131,10 +143,13 @@ func (p *PageData) Decode(body []byte, order ByteOrder) error {
 		p.PFNs = append(p.PFNs, w)
 	}
 	want := 8 + 8*int(count) + data*PageSize
-	if len(body) != want {
-		return corrupt("PAGE_DATA length %d, want 8 + %d×8 pfns + %d×%d pages = %d", len(body), count, data, PageSize, want)
+	if total != want {
+		return corrupt("PAGE_DATA length %d, want 8 + %d×8 pfns + %d×%d pages = %d", total, count, data, PageSize, want)
 	}
-	p.Data = body[8+8*int(count):]
+	p.Data = nil
+	if skipped == 0 {
+		p.Data = body[8+8*int(count):]
+	}
 	return nil
 }
 

@@ -2,7 +2,9 @@ package stream
 
 import (
 	"bufio"
+	"errors"
 	"io"
+	"os"
 )
 
 // Source is a buffered reader that counts the octets consumed. Readers of
@@ -12,6 +14,39 @@ import (
 type Source struct {
 	br  *bufio.Reader
 	off int64
+	raw io.Reader // beneath br, when the Source made br itself
+	pre []byte    // octets handed back by Unread, read before br
+	tap func([]byte)
+}
+
+// SetTap makes every octet consumed from now on (read, discarded, skipped
+// or copied; not peeked) pass through tap as well, in order: a checksum
+// of the stream as its readers consume it. With a tap, Skip and CopyN
+// read the octets rather than seek or splice past them.
+func (s *Source) SetTap(tap func([]byte)) { s.tap = tap }
+
+// consumed counts and taps octets just consumed.
+func (s *Source) consumed(b []byte) {
+	s.off += int64(len(b))
+	if s.tap != nil {
+		s.tap(b)
+	}
+}
+
+// Unread hands back b, the octets just consumed, to be read again. A
+// reader that parsed a header to decide what to do uses it to pass the
+// input on whole.
+func (s *Source) Unread(b []byte) {
+	s.pre = append(append([]byte(nil), b...), s.pre...)
+	s.off -= int64(len(b))
+}
+
+// fromPre consumes up to len(p) octets of the unread prefix into p.
+func (s *Source) fromPre(p []byte) int {
+	n := copy(p, s.pre)
+	s.pre = s.pre[n:]
+	s.consumed(p[:n])
+	return n
 }
 
 // NewSource returns a Source reading from r whose first octet is at
@@ -20,11 +55,22 @@ func NewSource(r io.Reader, base int64) *Source {
 	if s, ok := r.(*Source); ok {
 		return s
 	}
-	br, ok := r.(*bufio.Reader)
-	if !ok || br.Size() < 64<<10 {
-		br = bufio.NewReaderSize(r, 64<<10)
+	if h, ok := r.(SourceHolder); ok {
+		if s := h.Source(); s != nil {
+			return s
+		}
 	}
-	return &Source{br: br, off: base}
+	br, ok := r.(*bufio.Reader)
+	if ok && br.Size() >= 64<<10 {
+		return &Source{br: br, off: base}
+	}
+	return &Source{br: bufio.NewReaderSize(r, 256<<10), off: base, raw: r}
+}
+
+// SourceHolder is a reader that may pass a Source on unchanged: NewSource
+// then uses that Source, and its buffer and file, directly.
+type SourceHolder interface {
+	Source() *Source
 }
 
 // Offset returns the offset of the next octet to be read.
@@ -32,25 +78,211 @@ func (s *Source) Offset() int64 { return s.off }
 
 // Read reads like io.Reader.
 func (s *Source) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		return s.fromPre(p), nil
+	}
 	n, err := s.br.Read(p)
-	s.off += int64(n)
+	s.consumed(p[:n])
 	return n, err
 }
 
 // ReadFull reads exactly len(b) octets; a short read is
 // io.ErrUnexpectedEOF, and io.EOF only when nothing at all was read.
 func (s *Source) ReadFull(b []byte) error {
-	n, err := io.ReadFull(s.br, b)
-	s.off += int64(n)
+	k := 0
+	if len(s.pre) > 0 {
+		if k = s.fromPre(b); k == len(b) {
+			return nil
+		}
+	}
+	n, err := io.ReadFull(s.br, b[k:])
+	if err == io.EOF && k > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	s.consumed(b[k : k+n])
 	return err
 }
 
 // Peek returns the next n octets without consuming them.
-func (s *Source) Peek(n int) ([]byte, error) { return s.br.Peek(n) }
+func (s *Source) Peek(n int) ([]byte, error) {
+	if len(s.pre) == 0 {
+		return s.br.Peek(n)
+	}
+	if n <= len(s.pre) {
+		return s.pre[:n], nil
+	}
+	b, err := s.br.Peek(n - len(s.pre))
+	return append(append([]byte(nil), s.pre...), b...), err
+}
 
 // Discard skips n octets.
 func (s *Source) Discard(n int) (int, error) {
-	d, err := s.br.Discard(n)
-	s.off += int64(d)
-	return d, err
+	k := min(n, len(s.pre))
+	s.consumed(s.pre[:k])
+	s.pre = s.pre[k:]
+	done := k
+	for done < n {
+		// A buffer at a time, so that a tap sees the octets.
+		b, err := s.br.Peek(min(n-done, s.br.Size()))
+		s.consumed(b)
+		d, _ := s.br.Discard(len(b))
+		done += d
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// Buffered returns the number of octets read ahead and held in memory.
+func (s *Source) Buffered() int { return len(s.pre) + s.br.Buffered() }
+
+// CopyN copies n octets to w: those already buffered from memory, the
+// rest, where both ends allow it, without passing through user memory
+// (splice(2), when w is an *Output over an *os.File, the Source reads an
+// *os.File, and one of them is a pipe). Fewer than n octets in the input
+// is io.ErrUnexpectedEOF. n < 0 copies to the end of the input.
+func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
+	done := int64(0)
+	if len(s.pre) > 0 {
+		k := len(s.pre)
+		if n >= 0 {
+			k = int(min(int64(k), n))
+		}
+		m, err := w.Write(s.pre[:k])
+		s.consumed(s.pre[:m])
+		s.pre = s.pre[m:]
+		done += int64(m)
+		if err != nil {
+			return done, err
+		}
+	}
+	for done < n || n < 0 {
+		b := s.br.Buffered()
+		if b == 0 {
+			break
+		}
+		if n >= 0 {
+			b = int(min(int64(b), n-done))
+		}
+		p, _ := s.br.Peek(b)
+		k, err := w.Write(p)
+		s.consumed(p[:k])
+		s.br.Discard(k)
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	if done == n {
+		return done, nil
+	}
+	if o, ok := w.(*Output); ok && s.tap == nil {
+		if in, ok := s.raw.(*os.File); ok {
+			if out, ok := o.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
+				if err := o.Flush(); err != nil {
+					return done, err
+				}
+				left := n - done
+				if n < 0 {
+					left = -1
+				}
+				k, handled, err := splice(out, in, left)
+				s.off += k
+				done += k
+				if handled {
+					if err == nil && n >= 0 && done < n {
+						err = io.ErrUnexpectedEOF
+					}
+					return done, err
+				}
+			}
+		}
+	}
+	var r io.Reader = s
+	if n >= 0 {
+		r = io.LimitReader(s, n-done)
+	}
+	k, err := io.Copy(w, r) // an Output reads into its own buffer
+	done += k
+	if err == nil && n >= 0 && done < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return done, err
+}
+
+func isPipe(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
+}
+
+// Output is a buffered writer that lets Source.CopyN hand long runs of
+// octets straight to the file beneath it.
+type Output struct {
+	*bufio.Writer
+	raw io.Writer
+}
+
+// NewOutput returns an Output writing to w with a buffer of size octets.
+func NewOutput(w io.Writer, size int) *Output {
+	return &Output{Writer: bufio.NewWriterSize(w, size), raw: w}
+}
+
+// Skip consumes n octets without keeping them: those buffered from
+// memory, the rest by seeking a regular file, by splicing a pipe into
+// /dev/null (the kernel drops the pages; nothing is copied), or else by
+// reading into a scratch buffer. Fewer than n octets is
+// io.ErrUnexpectedEOF.
+func (s *Source) Skip(n int64) error {
+	k := min(n, int64(len(s.pre)))
+	s.consumed(s.pre[:k])
+	s.pre = s.pre[k:]
+	n -= k
+	b := min(int64(s.br.Buffered()), n)
+	if _, err := s.Discard(int(b)); err != nil {
+		return err
+	}
+	n -= b
+	if n == 0 {
+		return nil
+	}
+	if f, ok := s.raw.(*os.File); ok && s.tap == nil {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			cur, err1 := f.Seek(0, io.SeekCurrent)
+			end, err2 := f.Seek(0, io.SeekEnd)
+			if err1 == nil && err2 == nil {
+				to := min(cur+n, end)
+				if _, err := f.Seek(to, io.SeekStart); err == nil {
+					s.off += to - cur
+					if to-cur < n {
+						return io.ErrUnexpectedEOF
+					}
+					return nil
+				}
+			}
+			return errors.Join(err1, err2, errors.New("stream: cannot seek the input"))
+		}
+		if isPipe(f) {
+			moved, handled, err := discardPipe(f, n)
+			s.off += moved
+			if handled {
+				if err == nil && moved < n {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			n -= moved
+		}
+	}
+	for n > 0 {
+		d, err := s.Discard(int(min(n, 1<<30)))
+		n -= int64(d)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }

@@ -117,7 +117,7 @@ func (v *Verifier) record(rec *Record) error {
 		}
 		return v.end()
 	case RecPageData:
-		if err := v.page.Decode(rec.Body, v.order); err != nil {
+		if err := v.page.DecodeSkipped(rec.Body, rec.Skipped, v.order); err != nil {
 			return err
 		}
 		if v.page.Reserved != 0 {

@@ -113,10 +113,68 @@ func (w *Writer) Copy(rec *Record) error {
 	if rec.Implied && w.version < Version3 {
 		return nil
 	}
+	if rec.Skipped > 0 {
+		return fmt.Errorf("stream: cannot copy %v record %d: its page data was skipped", rec.Type, rec.Index)
+	}
 	return w.WriteRecord(rec.Type, rec.Body)
 }
 
 // Write encodes and writes a typed record body.
 func (w *Writer) Write(b Body) error {
 	return w.WriteRecord(b.Type(), b.AppendBody(nil, w.order))
+}
+
+// WriteRecordFrom writes a record whose body is head followed by n octets
+// from r, which must supply exactly n. A large body (page data) thus
+// streams through: if r is an io.WriterTo (a legacy.Reader's page data,
+// which copies with Source.CopyN) it writes straight to the Writer's
+// io.Writer, so that the octets can move without a copy through memory.
+func (w *Writer) WriteRecordFrom(t RecordType, head []byte, n int64, r io.Reader) error {
+	if w.err != nil {
+		return w.err
+	}
+	if !w.started {
+		return errors.New("stream: record written before the headers")
+	}
+	if w.ended {
+		return ErrWriterClosed
+	}
+	total := int64(len(head)) + n
+	if n < 0 || total > MaxRecordLength {
+		return fmt.Errorf("stream: %v body of %d octets exceeds the limit of %d", t, total, MaxRecordLength)
+	}
+	w.order.PutUint32(w.hdr[0:], uint32(t))
+	w.order.PutUint32(w.hdr[4:], uint32(total))
+	if err := w.write(w.hdr[:]); err != nil {
+		return err
+	}
+	if len(head) > 0 {
+		if err := w.write(head); err != nil {
+			return err
+		}
+	}
+	var k int64
+	var err error
+	if wt, ok := r.(io.WriterTo); ok {
+		k, err = wt.WriteTo(w.w)
+	} else {
+		k, err = io.CopyN(w.w, r, n)
+	}
+	w.off += k
+	if err == nil && k != n {
+		err = fmt.Errorf("stream: %v body: %d of %d octets: %w", t, k, n, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		w.err = err
+		return err
+	}
+	if pad := -total & 7; pad != 0 {
+		if err := w.write(zeroPad[:pad]); err != nil {
+			return err
+		}
+	}
+	if t == RecEnd {
+		w.ended = true
+	}
+	return nil
 }

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/syslog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xstream/xstream/internal/cmdutil"
+	"github.com/xstream/xstream/lib/legacy"
+	"github.com/xstream/xstream/lib/upgrade"
+)
+
+type options struct {
+	in, out string // "" or "-": standard input/output
+	inFD    bool   // in, out are file descriptor numbers (-i, -o N)
+	outFD   bool
+	upgrade upgrade.Options
+	verbose bool
+	quiet   bool
+	syslog  bool
+}
+
+// files are the standard streams, replaceable in tests.
+type files struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stdoutTTY      bool
+}
+
+func stdio() files {
+	return files{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stdoutTTY: cmdutil.IsTerminal(os.Stdout)}
+}
+
+func parseOptions(c *cli.Context) (options, error) {
+	var o options
+	if c.NArg() > 1 {
+		return o, cmdutil.Usagef("one input at most, got %d", c.NArg())
+	}
+	o.in = c.Args().First()
+	if in := c.String("in"); in != "" {
+		if o.in != "" {
+			return o, cmdutil.Usagef("input given twice: %q and -i %q", o.in, in)
+		}
+		o.in, o.inFD = in, isFD(in)
+	}
+	o.out = c.String("out")
+	o.outFD = isFD(o.out)
+	f, err := upgrade.ParseFormat(c.String("format"))
+	if err != nil {
+		return o, cmdutil.Usagef("-f: %v", err)
+	}
+	o.upgrade.Format = f
+	switch w := c.String("width"); w {
+	case "":
+	case "32", "64":
+		o.upgrade.Width, _ = strconv.Atoi(w)
+	default:
+		return o, cmdutil.Usagef("-w %s: want 32 or 64", w)
+	}
+	if g := c.String("guest-type"); g != "" {
+		if o.upgrade.Guest, err = legacy.ParseGuest(g); err != nil {
+			return o, cmdutil.Usagef("-g: %v", err)
+		}
+	}
+	o.upgrade.XL = c.Bool("xl")
+	o.upgrade.SkipQemu = c.Bool("skip-qemu")
+	o.verbose, o.quiet, o.syslog = c.Bool("verbose"), c.Bool("quiet"), c.Bool("syslog")
+	return o, nil
+}
+
+// isFD reports whether an -i or -o value is a file descriptor number, as
+// Xen's converter takes them (libxl passes its pipes so).
+func isFD(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// run converts opts.in to opts.out.
+func run(opts options, f files) (err error) {
+	var logw *syslog.Writer
+	if opts.syslog {
+		logw, _ = syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "xstream-upgrade")
+		if logw != nil {
+			defer logw.Close()
+			defer func() {
+				if err != nil {
+					logw.Err(err.Error())
+				}
+			}()
+		}
+	}
+	note := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if !opts.quiet {
+			fmt.Fprintf(f.stderr, "xstream-upgrade: %s\n", msg)
+		}
+		if logw != nil {
+			logw.Info(msg)
+		}
+	}
+
+	in, closeIn, err := openInput(opts, f.stdin)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	out, err := openOutput(opts, f)
+	if err != nil {
+		return err
+	}
+	info, err := upgrade.Upgrade(out.writer(), in, &opts.upgrade)
+	if err != nil {
+		out.abort()
+		return err
+	}
+	if err := out.commit(); err != nil {
+		return err
+	}
+	switch {
+	case !info.Legacy:
+		note("%v", info)
+		if opts.upgrade.Width != 0 || opts.upgrade.Guest != legacy.GuestAuto {
+			note("-w and -g apply to legacy streams only; ignored")
+		}
+	case opts.verbose:
+		note("%v", info)
+		if info.GuestWidth != 0 {
+			note("PV guest width: %d-bit", 8*info.GuestWidth)
+		}
+	}
+	return nil
+}
+
+// openInput opens the input. It returns standard input as it is (an
+// *os.File, not wrapped), so that page data can move from it with
+// splice(2).
+func openInput(opts options, stdin io.Reader) (io.Reader, func(), error) {
+	switch {
+	case opts.in == "" || opts.in == "-":
+		return stdin, func() {}, nil
+	case opts.inFD:
+		fd, _ := strconv.Atoi(opts.in)
+		f := os.NewFile(uintptr(fd), "fd "+opts.in)
+		if f == nil {
+			return nil, nil, cmdutil.Usagef("-i %s: not a file descriptor", opts.in)
+		}
+		return f, func() { f.Close() }, nil
+	}
+	f, err := os.Open(opts.in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// output is where the stream goes: standard output, a file descriptor, or
+// a file written under a temporary name and renamed into place by commit.
+// A file is created only when the first octet is written, so that a
+// stream refused outright leaves nothing behind.
+type output struct {
+	w       io.Writer
+	path    string // final name, for -o FILE
+	tmp     *os.File
+	closeFD *os.File
+}
+
+func openOutput(opts options, f files) (*output, error) {
+	switch {
+	case opts.out == "" || opts.out == "-":
+		if f.stdoutTTY {
+			return nil, cmdutil.Usagef("refusing to write a binary stream to a terminal; use -o FILE or a pipe")
+		}
+		return &output{w: f.stdout}, nil
+	case opts.outFD:
+		fd, _ := strconv.Atoi(opts.out)
+		file := os.NewFile(uintptr(fd), "fd "+opts.out)
+		if file == nil {
+			return nil, cmdutil.Usagef("-o %s: not a file descriptor", opts.out)
+		}
+		return &output{w: file, closeFD: file}, nil
+	}
+	return &output{path: opts.out}, nil
+}
+
+// writer returns what the stream is written to: standard output or the
+// file descriptor itself (an *os.File, so that page data can move into it
+// with splice(2)), or the Output that creates -o FILE on its first write.
+func (o *output) writer() io.Writer {
+	if o.path == "" {
+		return o.w
+	}
+	return o
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if o.w == nil {
+		tmp, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".tmp*")
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = &fs.PathError{Op: "create", Path: o.path, Err: pe.Err}
+			}
+			return 0, err
+		}
+		o.tmp, o.w = tmp, tmp
+	}
+	return o.w.Write(p)
+}
+
+// commit makes the output final: fsync and rename for -o FILE.
+func (o *output) commit() error {
+	if o.closeFD != nil {
+		return o.closeFD.Close()
+	}
+	if o.path == "" {
+		return nil
+	}
+	if o.tmp == nil { // nothing written: still make an (empty) file
+		if _, err := o.Write(nil); err != nil {
+			return err
+		}
+	}
+	if err := o.tmp.Sync(); err != nil {
+		o.abort()
+		return err
+	}
+	if err := o.tmp.Close(); err != nil {
+		os.Remove(o.tmp.Name())
+		return err
+	}
+	if err := os.Rename(o.tmp.Name(), o.path); err != nil {
+		os.Remove(o.tmp.Name())
+		return err
+	}
+	return nil
+}
+
+// abort removes a partly written -o FILE.
+func (o *output) abort() {
+	if o.tmp != nil {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+		o.tmp = nil
+	}
+	if o.closeFD != nil {
+		o.closeFD.Close()
+	}
+}

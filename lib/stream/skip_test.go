@@ -1,0 +1,133 @@
+package stream_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/xstream/xstream/internal/testutil"
+	"github.com/xstream/xstream/lib/stream"
+)
+
+// list reads every record and returns "type offset length skipped"
+// strings, and the first error.
+func list(r io.Reader, skip bool) ([]string, error) {
+	rd := stream.NewReader(r, &stream.Options{SkipPageData: skip})
+	ih, dh, err := rd.Headers()
+	if err != nil {
+		return nil, err
+	}
+	v, err := stream.NewVerifier(ih, dh)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if err := v.Record(rec); err != nil {
+			return out, err
+		}
+		out = append(out, rec.Type.String(), string(rune(rec.Offset)), string(rune(len(rec.Body)+rec.Skipped)), string(rune(rec.WireSize())))
+	}
+}
+
+// sources gives the same octets as a plain reader, a regular file (Skip
+// seeks) and a pipe (Skip splices into /dev/null).
+func sources(t *testing.T, in []byte) map[string]func() io.Reader {
+	path := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(path, in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]func() io.Reader{
+		"reader": func() io.Reader { return bytes.NewReader(in) },
+		"file": func() io.Reader {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return f
+		},
+		"pipe": func() io.Reader {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { pw.Write(in); pw.Close() }()
+			t.Cleanup(func() { pr.Close() })
+			return pr
+		},
+	}
+}
+
+// TestSkipPageData: skipping pages gives the same records, offsets and
+// lengths, and the same verdict, from every kind of source.
+func TestSkipPageData(t *testing.T) {
+	in := testutil.PV{Pages: 3000, Batch: 700}.Stream(t)
+	want, err := list(bytes.NewReader(in), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range sources(t, in) {
+		got, err := list(src(), true)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d records, want %d", name, len(got)/4, len(want)/4)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: record %d differs", name, i/4)
+			}
+		}
+	}
+	// Cut inside a skipped page: an unexpected EOF from every source.
+	cut := in[:len(in)/2]
+	for name, src := range sources(t, cut) {
+		if _, err := list(src(), true); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%s: cut stream: %v", name, err)
+		}
+	}
+	// A page type without data, its page still there: the length check
+	// still sees it.
+	bad := bytes.Clone(in)
+	off := records(t, in)[stream.RecPageData][0]
+	bad[off+16+7] = 0xf0 // pfn[0] becomes XTAB
+	for name, src := range sources(t, bad) {
+		if _, err := list(src(), true); !errors.Is(err, stream.ErrCorrupt) {
+			t.Fatalf("%s: XTAB with a page: %v", name, err)
+		}
+	}
+}
+
+func TestSourceUnread(t *testing.T) {
+	src := stream.NewSource(bytes.NewReader([]byte("0123456789")), 0)
+	head := make([]byte, 4)
+	if err := src.ReadFull(head); err != nil {
+		t.Fatal(err)
+	}
+	src.Unread(head)
+	if src.Offset() != 0 {
+		t.Fatalf("offset %d after Unread", src.Offset())
+	}
+	if b, _ := src.Peek(6); string(b) != "012345" {
+		t.Fatalf("Peek across the unread prefix: %q", b)
+	}
+	if err := src.Skip(2); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(src)
+	if string(rest) != "23456789" || src.Offset() != 10 {
+		t.Fatalf("read %q, offset %d", rest, src.Offset())
+	}
+}
