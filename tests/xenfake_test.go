@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/xstream/xstream/internal/testutil"
 )
 
 // fakeXen puts lib/xen's stand-in xl on the PATH of the pipelines and
@@ -168,3 +170,44 @@ func TestXenFailures(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestXenAnyInput: compressed, checksummed and legacy streams reach xl
+// restore as the stream inside, and xsave --compress and --checksum work
+// for a Xen domain (through the pipe, not the direct file).
+func TestXenAnyInput(t *testing.T) {
+	dir := fakeXen(t)
+	restored := filepath.Join(dir, "restored.stream")
+	mustSh(t, "xstream-gen -m 8M --seed 3 > "+filepath.Join(dir, "save.stream"))
+	want := mustSh(t, "xstream-cat --digest "+filepath.Join(dir, "save.stream"))
+	for _, save := range []string{"xsave --compress zstd", "xsave --compress lz4 --checksum", "xsave --checksum"} {
+		fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+		r := sh(t, save+" gen-pv | xrestore")
+		if r.code != 0 {
+			t.Fatalf("%s | xrestore: exit %d: %s", save, r.code, r.stderr)
+		}
+		if got := mustSh(t, "xstream-cat --digest "+restored); got != want {
+			t.Fatalf("%s | xrestore: digest %s, want %s", save, got, want)
+		}
+		if kind := mustSh(t, "head -c 4 "+restored+" | od -An -c"); !strings.Contains(kind, "X   e   n") {
+			t.Fatalf("%s: xl restore got %q, not an xl save file", save, kind)
+		}
+	}
+	// To a file, compressed: through the pipe, not by xl into the file.
+	fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+	out := filepath.Join(t.TempDir(), "vm.xl.zst")
+	mustSh(t, "xsave -q --compress zstd --checksum -o "+out+" gen-pv && zstd -t -q "+out+" && xrestore -q "+out)
+	if got := mustSh(t, "xstream-cat --digest "+restored); got != want {
+		t.Fatalf("xsave -o --compress: digest %s, want %s", got, want)
+	}
+	// A legacy stream, upgraded on its way into Xen.
+	legacy := testutil.Corpus(t, "legacy") + "/w64-pv64-libxl.legacy"
+	cfg := filepath.Join(t.TempDir(), "old.cfg")
+	os.WriteFile(cfg, []byte("name = \"old\"\ntype = \"pv\"\nmemory = 16\n"), 0o644)
+	r := sh(t, "xrestore --config "+cfg+" "+legacy)
+	if r.code != 0 || fakeState(dir, "old") == "" {
+		t.Fatalf("legacy into Xen: exit %d: %s", r.code, r.stderr)
+	}
+	if got, want := mustSh(t, "xstream-cat --digest "+restored), mustSh(t, "xstream-upgrade -q "+legacy+" | xstream-cat --digest"); got != want {
+		t.Fatalf("legacy into Xen: digest %s, want the upgraded stream's %s", got, want)
+	}
+}

@@ -63,35 +63,14 @@ func run(opts options) error {
 	}
 	defer in.Close()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
-	// A legacy stream is upgraded on the fly, to libxl framing so that
-	// its device model state and libxl's xenstore data come along (other
-	// toolstacks' data, which no libxl restorer can use, is dropped, as
-	// Xen's converter drops it for the libxc format).
-	var up *upgrade.Reader
+	up := upgrader{opts: opts}
 	info, err := restore.Restore(in, st, restore.Options{
 		Name:     opts.name,
 		Replace:  opts.force,
 		Progress: func(read int64) { prog.Update(read, 0, 0, "") },
-		Filter: func(r io.Reader) (io.Reader, error) {
-			u, uinfo, err := upgrade.Open(r, &upgrade.Options{LegacyOnly: true, Format: upgrade.FormatLibxl, LenientToolstack: true, Width: opts.width, Guest: opts.guest})
-			if err != nil {
-				return nil, err
-			}
-			up = u
-			if uinfo.Legacy && !opts.quiet {
-				fmt.Fprintf(os.Stderr, "xrestore: %v\n", uinfo)
-			}
-			return u, nil
-		},
+		Filter:   up.filter,
 	})
-	if up != nil {
-		up.Close()
-		// The conversion's error names the legacy input's offset; the
-		// restore's only the upgraded stream's.
-		if uerr := up.Err(); uerr != nil {
-			err = uerr
-		}
-	}
+	err = up.close(err)
 	switch {
 	case errors.Is(err, restore.ErrNoName):
 		return &cmdutil.UsageError{Err: err}
@@ -102,6 +81,41 @@ func run(opts options) error {
 	}
 	prog.Done(fmt.Sprintf("restored %s", restore.Describe(info)))
 	return nil
+}
+
+// upgrader upgrades a legacy stream on the fly, to libxl framing so that
+// its device model state and libxl's xenstore data come along (other
+// toolstacks' data, which no libxl restorer can use, is dropped, as Xen's
+// converter drops it for the libxc format). The store and Xen restores
+// share it.
+type upgrader struct {
+	opts options
+	up   *upgrade.Reader
+}
+
+func (u *upgrader) filter(r io.Reader) (io.Reader, error) {
+	up, uinfo, err := upgrade.Open(r, &upgrade.Options{LegacyOnly: true, Format: upgrade.FormatLibxl, LenientToolstack: true, Width: u.opts.width, Guest: u.opts.guest})
+	if err != nil {
+		return nil, err
+	}
+	u.up = up
+	if uinfo.Legacy && !u.opts.quiet {
+		fmt.Fprintf(os.Stderr, "xrestore: %v\n", uinfo)
+	}
+	return up, nil
+}
+
+// close ends the upgrade and returns the error to report: the
+// conversion's, which names the legacy input's offset, before the
+// restore's, which names only the upgraded stream's.
+func (u *upgrader) close(err error) error {
+	if u.up != nil {
+		u.up.Close()
+		if uerr := u.up.Err(); uerr != nil {
+			return uerr
+		}
+	}
+	return err
 }
 
 // runXen restores into the Xen host through xl restore.
@@ -126,13 +140,16 @@ func runXen(host *xen.Host, opts options) error {
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
+	up := upgrader{opts: opts}
 	res, err := host.Restore(ctx, in, xen.RestoreOptions{
 		Name:     opts.name,
 		Config:   cfg,
 		Paused:   opts.paused,
 		Replace:  opts.force,
 		Progress: func(read int64) { prog.Update(read, 0, 0, "") },
+		Filter:   up.filter,
 	})
+	err = up.close(err)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return errors.New("interrupted; no domain was restored")

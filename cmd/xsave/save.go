@@ -57,7 +57,7 @@ func run(opts options) error {
 			return err
 		}
 		if useXen {
-			return runXen(be.Xen, opts)
+			return runXen(be.Xen, opts, codec, zopts)
 		}
 	}
 	st, err := store.Open(opts.store)
@@ -129,12 +129,9 @@ func onXen(be cmdutil.Backend, opts options) (bool, error) {
 // runXen saves a running Xen domain: xl's stream, verified record by
 // record on its way, exactly as xl wrote it. The domain is destroyed
 // (unless --keep) only once the whole stream is out and, for -o, synced.
-func runXen(host *xen.Host, opts options) error {
+func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.WriterOptions) error {
 	if opts.format != string(save.FormatXL) {
 		return cmdutil.Usagef("--format %s: a Xen domain is saved in the xl format, as xl writes it", opts.format)
-	}
-	if opts.compress != "" && opts.compress != "none" || opts.checksum {
-		return cmdutil.Usagef("--compress and --checksum are not yet supported for Xen domains; pipe xsave into xstream-compress [--checksum]")
 	}
 	if opts.byteOrder != "native" && opts.byteOrder != "little" && opts.byteOrder != "le" {
 		return cmdutil.Usagef("--byte-order %s: a Xen domain is saved in Xen's byte order (little-endian)", opts.byteOrder)
@@ -148,11 +145,15 @@ func runXen(host *xen.Host, opts options) error {
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()
 	// To a file, xl writes the file itself and we verify it as it grows:
-	// one copy of the stream instead of three through a pipe. (Output
-	// that is not the stream as xl writes it, compressed say, must come
-	// through the pipe and our writer.)
-	direct := out.TempPath() != ""
-	sv, err := host.Save(ctx, opts.name, xen.SaveOptions{Keep: opts.keep, File: out.TempPath()})
+	// one copy of the stream instead of three through a pipe. Output that
+	// is not the stream as xl writes it (compressed, checksummed) comes
+	// through the pipe and our writer.
+	direct := out.TempPath() != "" && codec == compress.None && !opts.checksum
+	so := xen.SaveOptions{Keep: opts.keep}
+	if direct {
+		so.File = out.TempPath()
+	}
+	sv, err := host.Save(ctx, opts.name, so)
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", opts.name, err)
 	}
@@ -165,15 +166,27 @@ func runXen(host *xen.Host, opts options) error {
 	in := &progressReader{r: sv, prog: prog}
 	var w io.Writer = io.Discard // xl has written the file
 	var bw *bufio.Writer
+	var zw *compress.Writer
 	if !direct {
+		var sink io.Writer = out
+		if codec != compress.None {
+			if zw, err = compress.NewWriter(out, codec, zopts); err != nil {
+				return sv.Abort(err)
+			}
+			defer zw.Close() // stops the workers, also after an error
+			sink = zw
+		}
 		// Small buffers: a page batch's body is read and written
 		// whole, straight from and to the pipes, not copied through.
-		bw = bufio.NewWriterSize(out, 64<<10)
+		bw = bufio.NewWriterSize(sink, 64<<10)
 		w = bw
 	}
-	_, err = rewrite.Copy(w, in, &sniff.Options{Verify: true}, nil)
+	_, err = rewrite.Copy(w, in, &sniff.Options{Verify: true}, &rewrite.Options{Checksum: opts.checksum})
 	if err == nil && bw != nil {
 		err = bw.Flush()
+	}
+	if err == nil && zw != nil {
+		err = zw.Close()
 	}
 	host.Tracef("stream read and verified: %d octets (%v)", in.n, err)
 	if err == nil {
@@ -197,7 +210,11 @@ func runXen(host *xen.Host, opts options) error {
 	if opts.keep {
 		what = "left running"
 	}
-	prog.Done(fmt.Sprintf("saved Xen domain %s, %s; the domain is %s", opts.name, cmdutil.Size(in.n), what))
+	summary := fmt.Sprintf("saved Xen domain %s, %s", opts.name, cmdutil.Size(in.n))
+	if zw != nil {
+		summary += fmt.Sprintf(", %s as %v", cmdutil.Size(zw.Written()), codec)
+	}
+	prog.Done(fmt.Sprintf("%s; the domain is %s", summary, what))
 	return nil
 }
 

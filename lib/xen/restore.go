@@ -31,6 +31,9 @@ type RestoreOptions struct {
 	Replace bool
 	// Progress, if set, is called now and then with the octets read.
 	Progress func(read int64)
+	// Filter, if set, turns the (decompressed) input into the v2/v3
+	// stream to read: lib/restore's Filter, upgrading a legacy stream.
+	Filter func(io.Reader) (io.Reader, error)
 }
 
 // Restored describes a restored domain.
@@ -123,11 +126,25 @@ func (rs *restoring) wait(timeout time.Duration) error {
 	return nil
 }
 
-// Restore reads a stream of any framing from r, verifying every record,
-// and restores it into Xen through `xl restore`. Xen sees only verified
-// records, and on any failure no new domain is left behind.
+// Restore reads a stream of any framing from r, compressed or not,
+// verifying every record, and restores it into Xen through `xl
+// restore`. Xen sees only verified records, and on any failure no new
+// domain is left behind.
 func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restored, err error) {
-	wk, err := sniff.NewWalker(r, &sniff.Options{Verify: true})
+	// The edge, as for the store (lib/restore): compressed input is
+	// decompressed, a legacy stream upgraded by the Filter.
+	in, err := sniff.Open(r)
+	if err != nil {
+		return res, err
+	}
+	defer in.Close()
+	var rr io.Reader = in.Source
+	if opts.Filter != nil {
+		if rr, err = opts.Filter(rr); err != nil {
+			return res, err
+		}
+	}
+	wk, err := sniff.NewWalker(rr, &sniff.Options{Verify: true})
 	if err != nil {
 		return res, err
 	}

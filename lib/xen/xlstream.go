@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/xstream/xstream/lib/integrity"
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/stream"
@@ -29,7 +30,9 @@ import (
 //     inside a checkpoint follow the libxc stream's END, the last of each
 //     kind only;
 //   - optional libxl records are dropped: libxl refuses every record type
-//     it does not know (libxc skips optional records, so those stay).
+//     it does not know (libxc skips optional records, so those stay);
+//   - our CHECKSUM records are dropped: they were checked on the way in,
+//     and they cover the input's octets, not the re-framed stream's.
 type xlWriter struct {
 	w   *bufio.Writer
 	cfg Config
@@ -123,6 +126,10 @@ func (x *xlWriter) Write(it *sniff.Item) error {
 		switch {
 		case rec.Type == stream.RecCheckpoint:
 			x.inCkpt = true
+			return nil
+		case rec.Type == integrity.RecChecksum:
+			// Checked on the way in; they cover the input's octets,
+			// which the re-framing changes, and Xen skips them.
 			return nil
 		case it.Order == le || rec.Implied:
 			if err := x.lc.Copy(rec); err != nil {
