@@ -75,7 +75,7 @@ func run(opts options) error {
 	}
 	defer out.Abort()
 	prog := cmdutil.NewProgress("xsave", opts.quiet)
-	var w io.Writer = out
+	var w io.Writer = out.Writer // the file itself: see below
 	var zw *compress.Writer
 	if codec != compress.None {
 		if zw, err = compress.NewWriter(out, codec, zopts); err != nil {
@@ -84,7 +84,9 @@ func run(opts options) error {
 		defer zw.Close() // stops the workers, also after an error
 		w = zw
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
+	// An Output, so that pages can move from a stored domain's memory
+	// file into a pipe without a copy through this process.
+	bw := stream.NewOutput(w, 1<<20)
 	stats, err := save.Save(bw, src, save.Options{Format: f, Order: order, Checksum: opts.checksum, Progress: func(done, total uint64) {
 		prog.Update(int64(done)*stream.PageSize, done, total, "pfns")
 	}})

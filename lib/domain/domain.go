@@ -13,6 +13,7 @@ package domain
 import (
 	"errors"
 	"io"
+	"os"
 
 	"github.com/xstream/xstream/lib/stream"
 )
@@ -88,6 +89,17 @@ type Source interface {
 	Pause() error
 	Resume() error
 	io.Closer
+}
+
+// A PageFile is a Source whose memory lies in a file, pfn p's page at
+// offset p<<stream.PageShift, a hole or the part past the file's end
+// reading as zeros. Save then lets the kernel move pages from the file to
+// a pipe without copying them through its own memory.
+type PageFile interface {
+	// PageTypes fills types as ReadPages does, reading no data.
+	PageTypes(start uint64, types []stream.PageType) error
+	// MemoryFile returns the file; it stays open until Close.
+	MemoryFile() *os.File
 }
 
 // Builder makes a domain from a restored stream. Nothing is visible

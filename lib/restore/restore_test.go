@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,6 +206,107 @@ func TestNameFromConfig(t *testing.T) {
 	} {
 		if got := restore.NameFromConfig([]byte(in)); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSaveSplicesPages: a stored domain saved into a pipe through a
+// stream.Output (its pages spliced from the memory file) gives the same
+// octets as one saved into memory (its pages read and copied), with
+// absent pfns, types without data, zero pages and a memory file that
+// ends before the last pfns.
+func TestSaveSplicesPages(t *testing.T) {
+	s := newStore(t)
+	b, err := s.Create("a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pfns = 3000
+	if err := b.SetInfo(domain.Info{Name: "a", Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: pfns, VCPUs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var words []uint64
+	var data []byte
+	flush := func() {
+		if len(words) > 0 {
+			if err := b.SetPages(words, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		words, data = words[:0], data[:0]
+	}
+	for pfn := uint64(0); pfn < pfns-200; pfn++ {
+		var typ stream.PageType
+		switch {
+		case pfn%97 == 5:
+			continue // absent
+		case pfn%89 == 7:
+			typ = stream.PageXAlloc
+		case pfn%83 == 9:
+			typ = stream.PageBroken
+		case pfn%13 == 0:
+			typ = stream.PageL1Tab // with data
+		}
+		words = append(words, stream.PFNWord(pfn, typ))
+		if typ.HasData() {
+			page := make([]byte, stream.PageSize)
+			if pfn%3 != 0 { // every third page zero
+				for i := range page {
+					page[i] = byte(pfn*7 + uint64(i)>>5)
+				}
+			}
+			data = append(data, page...)
+		}
+		if len(words) == 500 {
+			flush()
+		}
+	}
+	// The last pfns: data pages of zeros, which the memory file may not
+	// reach at all.
+	for pfn := uint64(pfns - 200); pfn < pfns; pfn++ {
+		words = append(words, stream.PFNWord(pfn, stream.PageNotab))
+		data = append(data, make([]byte, stream.PageSize)...)
+	}
+	flush()
+	if _, err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mem := filepath.Join(s.Root(), "a", "memory")
+	if err := os.Truncate(mem, (pfns-150)*stream.PageSize); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, f := range []save.Format{save.FormatXL, save.FormatLibxc} {
+		want := saveDomain(t, s, "a", f, binary.LittleEndian)
+		src, err := s.Open("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []byte)
+		go func() {
+			b, _ := io.ReadAll(pr)
+			got <- b
+		}()
+		out := stream.NewOutput(pw, 64<<10)
+		st, err := save.Save(out, src, save.Options{Format: f})
+		if err == nil {
+			err = out.Flush()
+		}
+		pw.Close()
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := <-got
+		if !bytes.Equal(g, want) {
+			t.Fatalf("%s: saved through a pipe: %d octets differ from the %d saved to memory", f, len(g), len(want))
+		}
+		if st.Bytes != int64(len(want)) {
+			t.Errorf("%s: Stats.Bytes %d, wrote %d", f, st.Bytes, len(want))
 		}
 	}
 }

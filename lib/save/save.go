@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/xstream/xstream/lib/domain"
@@ -84,10 +85,14 @@ func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 	if opts.Order == nil {
 		opts.Order = binary.LittleEndian
 	}
+	// Pages may move from a memory file to a pipe in the kernel only when
+	// nothing needs to see them on the way: w is the Output itself.
+	out, _ := w.(*stream.Output)
 	// With checksums, every octet passes through the integrity writer,
 	// which puts CHECKSUM records where mark, below, says.
 	var ck *integrity.Writer
 	if opts.Checksum {
+		out = nil
 		ck = integrity.NewWriter(w, opts.ChecksumInterval)
 		ck.SetOrder(opts.Order)
 		w = ck
@@ -181,7 +186,11 @@ func Save(w io.Writer, src domain.Source, opts Options) (Stats, error) {
 			return st, err
 		}
 	}
-	if err := savePages(lc, src, info, opts, &st, mark); err != nil {
+	var files *fileRuns
+	if pf, ok := src.(domain.PageFile); ok && out != nil {
+		files = &fileRuns{pf: pf, f: pf.MemoryFile(), out: out, cw: cw}
+	}
+	if err := savePages(lc, src, info, opts, &st, mark, files); err != nil {
 		return st, err
 	}
 	for ; i < len(libxcRecs); i++ {
@@ -330,7 +339,9 @@ func order(dt stream.DomainType, recs []domain.Record) (libxc, libxlRecs []domai
 var ErrTooLarge = errors.New("save: domain pfn count beyond what a stream can carry")
 
 // savePages writes the PAGE_DATA records, calling mark between them.
-func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Options, st *Stats, mark func() error) error {
+// With files, the pages come from the source's memory file instead
+// of ReadPages, spliced into the output pipe.
+func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Options, st *Stats, mark func() error, files *fileRuns) error {
 	if info.PFNs > stream.PFNMask {
 		return ErrTooLarge
 	}
@@ -340,7 +351,13 @@ func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Opti
 	o := opts.Order
 	for start := uint64(0); start < info.PFNs; start += batch {
 		n := int(min(batch, info.PFNs-start))
-		if _, err := src.ReadPages(start, types[:n], data); err != nil {
+		var err error
+		if files != nil {
+			err = files.pf.PageTypes(start, types[:n])
+		} else {
+			_, err = src.ReadPages(start, types[:n], data)
+		}
+		if err != nil {
 			return fmt.Errorf("save: reading pfns %#x-%#x: %w", start, start+uint64(n)-1, err)
 		}
 		hdr = hdr[:8]
@@ -361,7 +378,13 @@ func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Opti
 			}
 			o.PutUint32(hdr, uint32(count))
 			o.PutUint32(hdr[4:], 0)
-			if err := lc.WriteRecord(stream.RecPageData, hdr, data[:pages*stream.PageSize]); err != nil {
+			if files != nil {
+				files.reset(start, types[:n], data)
+				err = lc.WriteRecordFrom(stream.RecPageData, hdr, int64(pages)*stream.PageSize, files)
+			} else {
+				err = lc.WriteRecord(stream.RecPageData, hdr, data[:pages*stream.PageSize])
+			}
+			if err != nil {
 				return err
 			}
 			st.Pages += uint64(count)
@@ -372,4 +395,92 @@ func savePages(lc *stream.Writer, src domain.Source, info domain.Info, opts Opti
 		}
 	}
 	return nil
+}
+
+// fileRuns is the page data of one PAGE_DATA record as runs of
+// consecutive pages of a memory file. As an io.WriterTo it hands each run
+// to the Output, which splices what it can (the kernel moves the file's
+// pages into the pipe without a copy), and copies the rest: all of it
+// when the output is not a pipe, the part past the file's end (zeros).
+type fileRuns struct {
+	pf   domain.PageFile
+	f    *os.File
+	out  *stream.Output
+	cw   *countingWriter // what the Output has been given, spliced octets too
+	runs []pageRun
+	buf  []byte // a batch of pages, for copying
+	cur  int    // Read: the run being read, and how far
+	done int64
+}
+
+type pageRun struct{ off, n int64 }
+
+// reset makes the runs of the data pages among types, pfns from start on.
+func (r *fileRuns) reset(start uint64, types []stream.PageType, buf []byte) {
+	r.runs, r.buf, r.cur, r.done = r.runs[:0], buf, 0, 0
+	for i, t := range types {
+		if !t.HasData() {
+			continue
+		}
+		off := int64(start+uint64(i)) << stream.PageShift
+		if k := len(r.runs) - 1; k >= 0 && r.runs[k].off+r.runs[k].n == off {
+			r.runs[k].n += stream.PageSize
+			continue
+		}
+		r.runs = append(r.runs, pageRun{off, stream.PageSize})
+	}
+}
+
+// WriteTo writes the runs to w, which is the countingWriter over the
+// Output: what goes around it by splice is counted there by hand.
+func (r *fileRuns) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for _, run := range r.runs {
+		moved, err := r.out.SpliceFrom(r.f, run.off, run.n)
+		r.cw.n += moved
+		total += moved
+		if err != nil {
+			return total, err
+		}
+		for off, end := run.off+moved, run.off+run.n; off < end; {
+			b := r.buf[:min(int64(len(r.buf)), end-off)]
+			if err := r.readAt(b, off); err != nil {
+				return total, err
+			}
+			k, err := w.Write(b)
+			total += int64(k)
+			off += int64(k)
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// readAt fills b from offset off of the file, zeros past its end.
+func (r *fileRuns) readAt(b []byte, off int64) error {
+	k, err := r.f.ReadAt(b, off)
+	if err == io.EOF {
+		clear(b[k:])
+		err = nil
+	}
+	return err
+}
+
+// Read reads the runs in order (WriteRecordFrom uses WriteTo instead).
+func (r *fileRuns) Read(p []byte) (int, error) {
+	for r.cur < len(r.runs) && r.done == r.runs[r.cur].n {
+		r.cur, r.done = r.cur+1, 0
+	}
+	if r.cur == len(r.runs) {
+		return 0, io.EOF
+	}
+	run := r.runs[r.cur]
+	p = p[:min(int64(len(p)), run.n-r.done)]
+	if err := r.readAt(p, run.off+r.done); err != nil {
+		return 0, err
+	}
+	r.done += int64(len(p))
+	return len(p), nil
 }

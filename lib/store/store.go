@@ -266,17 +266,45 @@ func (s *source) Records() ([]domain.Record, error) {
 	return readRecords(filepath.Join(s.dir, "records"))
 }
 
-func (s *source) ReadPages(start uint64, types []stream.PageType, data []byte) (int, error) {
-	n := len(types)
+// MemoryFile returns the memory file: pfn p's page at p<<PageShift.
+func (s *source) MemoryFile() *os.File { return s.memory }
+
+// PageTypes fills types for the pfns from start on, reading no page data.
+func (s *source) PageTypes(start uint64, types []stream.PageType) error {
+	tb, err := s.readTypes(start, len(types))
+	if err != nil {
+		return err
+	}
+	for i, b := range tb {
+		if b&typePresent == 0 {
+			types[i] = domain.PageAbsent
+		} else {
+			types[i] = stream.PageType(b &^ typePresent)
+		}
+	}
+	return nil
+}
+
+// readTypes returns the type octets of n pfns from start on, zero (not
+// present) past the end of the types file.
+func (s *source) readTypes(start uint64, n int) ([]byte, error) {
 	if cap(s.tbuf) < n {
 		s.tbuf = make([]byte, n)
 	}
 	tb := s.tbuf[:n]
 	m, err := s.types.ReadAt(tb, int64(start))
 	if err != nil && err != io.EOF {
-		return 0, err
+		return nil, err
 	}
 	clear(tb[m:])
+	return tb, nil
+}
+
+func (s *source) ReadPages(start uint64, types []stream.PageType, data []byte) (int, error) {
+	tb, err := s.readTypes(start, len(types))
+	if err != nil {
+		return 0, err
+	}
 	filled := 0
 	runStart, runSlot := -1, 0
 	flush := func(end int) error {
@@ -314,7 +342,7 @@ func (s *source) ReadPages(start uint64, types []stream.PageType, data []byte) (
 		}
 		filled++
 	}
-	return filled, flush(n)
+	return filled, flush(len(tb))
 }
 
 func readRecords(path string) ([]domain.Record, error) {

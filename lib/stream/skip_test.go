@@ -131,3 +131,56 @@ func TestSourceUnread(t *testing.T) {
 		t.Fatalf("read %q, offset %d", rest, src.Offset())
 	}
 }
+
+// TestOutputSpliceFrom: into a pipe, SpliceFrom moves a file's octets
+// from an offset, after what the Output had buffered, and stops at the
+// file's end; into anything else it moves nothing and the caller copies.
+func TestOutputSpliceFrom(t *testing.T) {
+	content := make([]byte, 300<<10)
+	for i := range content {
+		content[i] = byte(i * 31 >> 8)
+	}
+	name := filepath.Join(t.TempDir(), "mem")
+	if err := os.WriteFile(name, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		got <- b
+	}()
+	out := stream.NewOutput(pw, 4096)
+	out.WriteString("head")
+	n, err := out.SpliceFrom(f, 1000, 200<<10)
+	if err != nil || n != 200<<10 {
+		t.Fatalf("SpliceFrom into a pipe: %d, %v; want %d", n, err, 200<<10)
+	}
+	// Past the end of the file it moves what there is.
+	n2, err := out.SpliceFrom(f, int64(len(content))-10, 4096)
+	if err != nil || n2 != 10 {
+		t.Fatalf("SpliceFrom at the end of the file: %d, %v; want 10", n2, err)
+	}
+	out.Flush()
+	pw.Close()
+	want := append([]byte("head"), content[1000:1000+200<<10]...)
+	want = append(want, content[len(content)-10:]...)
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the pipe carried %d octets, not the %d expected", len(b), len(want))
+	}
+
+	var buf bytes.Buffer
+	out = stream.NewOutput(&buf, 4096)
+	if n, err := out.SpliceFrom(f, 0, 4096); n != 0 || err != nil {
+		t.Fatalf("SpliceFrom into a buffer: %d, %v; want 0, nil", n, err)
+	}
+}

@@ -228,6 +228,23 @@ func NewOutput(w io.Writer, size int) *Output {
 	return &Output{Writer: bufio.NewWriterSize(w, size), raw: w}
 }
 
+// SpliceFrom writes up to n octets of the regular file f from offset off
+// on, after what is buffered, without passing them through user memory
+// when the Output's file is a pipe (splice(2)). It returns how many it
+// moved: fewer than n when f ends first, and none when the octets cannot
+// move that way; the caller writes the rest itself.
+func (o *Output) SpliceFrom(f *os.File, off, n int64) (int64, error) {
+	out, ok := o.raw.(*os.File)
+	if !ok || !isPipe(out) {
+		return 0, nil
+	}
+	if err := o.Flush(); err != nil {
+		return 0, err
+	}
+	moved, _, err := spliceAt(out, f, off, n)
+	return moved, err
+}
+
 // Skip consumes n octets without keeping them: those buffered from
 // memory, the rest by seeking a regular file, by splicing a pipe into
 // /dev/null (the kernel drops the pages; nothing is copied), or else by

@@ -12,6 +12,16 @@ import (
 // passes through user memory. handled is false when splice(2) refused
 // the descriptors before moving anything, and the caller should copy.
 func splice(out, in *os.File, n int64) (moved int64, handled bool, err error) {
+	return spliceFrom(out, in, nil, n)
+}
+
+// spliceAt is splice reading in, a regular file, from offset off on,
+// without moving its file offset; it stops early at the end of the file.
+func spliceAt(out, in *os.File, off, n int64) (moved int64, handled bool, err error) {
+	return spliceFrom(out, in, &off, n)
+}
+
+func spliceFrom(out, in *os.File, off *int64, n int64) (moved int64, handled bool, err error) {
 	const chunk = 1 << 20
 	ifd, ofd := int(in.Fd()), int(out.Fd())
 	for n < 0 || moved < n {
@@ -19,7 +29,7 @@ func splice(out, in *os.File, n int64) (moved int64, handled bool, err error) {
 		if n >= 0 {
 			want = int(min(int64(chunk), n-moved))
 		}
-		k, err := syscall.Splice(ifd, nil, ofd, nil, want, spliceMove)
+		k, err := syscall.Splice(ifd, off, ofd, nil, want, spliceMove)
 		if err == syscall.EINTR {
 			continue
 		}
