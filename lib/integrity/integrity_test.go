@@ -274,3 +274,34 @@ func TestWriterMisuse(t *testing.T) {
 		t.Fatal("Close without BeginTail accepted")
 	}
 }
+
+// TestFirstRecordDecides: a stream has checksums only when its first
+// libxc record is a CHECKSUM record; one whose first CHECKSUM record is
+// gone (the later ones still there) is corrupt, not unchecked.
+func TestFirstRecordDecides(t *testing.T) {
+	for _, name := range []string{"libxc", "xl"} {
+		ck := checksummed(t, framings(t)[name], 20000)
+		wk, err := sniff.NewWalker(bytes.NewReader(ck), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := int64(-1)
+		for first < 0 {
+			it, err := wk.Next()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if it.Kind == sniff.LibxcRecord {
+				if it.Libxc.Type != integrity.RecChecksum {
+					t.Fatalf("%s: the first libxc record is %v, not CHECKSUM", name, it.Libxc.Type)
+				}
+				first = it.Offset
+			}
+		}
+		cut := append(bytes.Clone(ck[:first]), ck[first+integrity.WireSize:]...)
+		err = check(cut)
+		if !errors.Is(err, stream.ErrCorrupt) || !strings.Contains(err.Error(), "does not begin with one") {
+			t.Errorf("%s without its first CHECKSUM record: %v", name, err)
+		}
+	}
+}

@@ -126,6 +126,7 @@ type Walker struct {
 	inCkpt    bool             // libxc CHECKPOINT seen, waiting for CHECKPOINT_END
 	ckpts     int
 	sums      *integrity.Checker // CHECKSUM records, checked whenever present
+	sumsKnown bool               // the first libxc record said whether there are any
 }
 
 type walkState int
@@ -296,6 +297,17 @@ func (w *Walker) next() (*Item, error) {
 		if w.lcv != nil {
 			if err := w.lcv.Record(rec); err != nil {
 				return nil, err
+			}
+		}
+		if !w.sumsKnown && !rec.Implied {
+			// A checksummed stream's first libxc record is a CHECKSUM
+			// record (docs/FORMAT.md §4.1). Any other means the stream
+			// has none: nothing needs to see every octet any longer,
+			// so page data can be skipped without being read.
+			w.sumsKnown = true
+			if rec.Type != integrity.RecChecksum {
+				w.sums.Absent()
+				w.src.SetTap(nil)
 			}
 		}
 		switch rec.Type {
