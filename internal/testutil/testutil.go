@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -238,5 +239,25 @@ func Golden(t testing.TB, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what the test generates (%d vs %d octets); run with -update if the change is intended", path, len(got), len(want))
+	}
+}
+
+// Pipe returns the write end of a pipe and a function that closes it and
+// returns everything written to it, read on the other end all along.
+func Pipe(t testing.TB) (*os.File, func() []byte) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		pr.Close()
+		got <- b
+	}()
+	return pw, func() []byte {
+		pw.Close()
+		return <-got
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,26 +281,17 @@ func TestSaveSplicesPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make(chan []byte)
-		go func() {
-			b, _ := io.ReadAll(pr)
-			got <- b
-		}()
+		pw, got := testutil.Pipe(t)
 		out := stream.NewOutput(pw, 64<<10)
 		st, err := save.Save(out, src, save.Options{Format: f})
 		if err == nil {
 			err = out.Flush()
 		}
-		pw.Close()
+		g := got()
 		src.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := <-got
 		if !bytes.Equal(g, want) {
 			t.Fatalf("%s: saved through a pipe: %d octets differ from the %d saved to memory", f, len(g), len(want))
 		}

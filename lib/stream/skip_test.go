@@ -150,15 +150,7 @@ func TestOutputSpliceFrom(t *testing.T) {
 	}
 	defer f.Close()
 
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(pr)
-		got <- b
-	}()
+	pw, got := testutil.Pipe(t)
 	out := stream.NewOutput(pw, 4096)
 	out.WriteString("head")
 	n, err := out.SpliceFrom(f, 1000, 200<<10)
@@ -171,10 +163,9 @@ func TestOutputSpliceFrom(t *testing.T) {
 		t.Fatalf("SpliceFrom at the end of the file: %d, %v; want 10", n2, err)
 	}
 	out.Flush()
-	pw.Close()
 	want := append([]byte("head"), content[1000:1000+200<<10]...)
 	want = append(want, content[len(content)-10:]...)
-	if b := <-got; !bytes.Equal(b, want) {
+	if b := got(); !bytes.Equal(b, want) {
 		t.Fatalf("the pipe carried %d octets, not the %d expected", len(b), len(want))
 	}
 
