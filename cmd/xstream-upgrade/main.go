@@ -39,8 +39,10 @@ page batch, and pipes work at both ends.
    -x        asserts that an xl header is present (it is kept in the output,
              with the STREAMV2 flag for -f libxl).
 
-A stream that is already v2 or v3 is passed through (v2 rewritten as v3),
-with a note on standard error. -i and -o also take a file descriptor
+Compressed input (zstd or lz4, by its magic) is decompressed first; the
+output is not compressed (pipe it into xstream-compress). A stream that is
+already v2 or v3 is passed through (v2 rewritten as v3), with a note on
+standard error. -i and -o also take a file descriptor
 number, as Xen's converter does. -o FILE is written to a temporary file
 renamed into place on success; a failed conversion leaves no file.
 

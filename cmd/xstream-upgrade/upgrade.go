@@ -13,7 +13,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/legacy"
+	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
 	"github.com/xstream/xstream/lib/upgrade"
 )
 
@@ -122,7 +125,16 @@ func run(opts options, f files) (err error) {
 	if err != nil {
 		return err
 	}
-	info, err := upgrade.Upgrade(out.writer(), in, &opts.upgrade)
+	// Compressed input is decompressed here, at the edge.
+	zin, err := sniff.Open(in)
+	if err != nil {
+		return err
+	}
+	defer zin.Close()
+	info, err := upgrade.Upgrade(out.writer(), zin.Source, &opts.upgrade)
+	if err == nil && zin.Compression != compress.None {
+		err = drain(zin)
+	}
 	if err != nil {
 		out.abort()
 		return err
@@ -143,6 +155,18 @@ func run(opts options, f files) (err error) {
 		}
 	}
 	return nil
+}
+
+// drain reads a decompressed input to its end, where the decompressor
+// checks the last frame's checksum and the frames' sequence: a stream
+// must not pass while the compressed file it came in is damaged.
+func drain(in *sniff.Input) error {
+	n, err := io.Copy(io.Discard, in.Source)
+	if err == nil && n > 0 {
+		err = &stream.FormatError{Offset: in.Offset() - n, Index: -1, Type: "end of stream",
+			Err: stream.Corrupt("%d octets of trailing data after the stream", n)}
+	}
+	return err
 }
 
 // openInput opens the input. It returns standard input as it is (an

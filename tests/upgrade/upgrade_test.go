@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/xstream/xstream/internal/testcorpus"
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/tests/legacygen"
 )
 
@@ -122,7 +123,54 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("fds: exit %d: %s", code, stderr)
 			}
 			sameFile(t, fd, want)
+
+			// Compressed input, recognised by its magic (issue 6); a
+			// damaged compressed file does not pass.
+			for _, codec := range []compress.Codec{compress.Zstd, compress.LZ4} {
+				z := filepath.Join(tmp, c.Name+codec.Extension())
+				writeCompressed(t, in, z, codec)
+				out := filepath.Join(tmp, c.Name+".from"+codec.Extension())
+				if code, stderr := sh(t, tmp, fmt.Sprintf("xstream-upgrade %s < %s > %s", args, q(z), q(out))); code != 0 || stderr != "" {
+					t.Fatalf("%v input: exit %d: %s", codec, code, stderr)
+				}
+				sameFile(t, out, want)
+				b, err := os.ReadFile(z)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[len(b)*2/3] ^= 0x10
+				if err := os.WriteFile(z, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if code, stderr := sh(t, tmp, fmt.Sprintf("xstream-upgrade %s < %s > /dev/null", args, q(z))); code != 3 {
+					t.Fatalf("%v input with a flipped bit: exit %d, want 3: %s", codec, code, stderr)
+				}
+			}
 		})
+	}
+}
+
+// writeCompressed compresses the file in into out with codec.
+func writeCompressed(t *testing.T, in, out string, codec compress.Codec) {
+	t.Helper()
+	b, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw, err := compress.NewWriter(f, codec, &compress.WriterOptions{ChunkSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
