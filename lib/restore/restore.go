@@ -125,7 +125,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 					return info, rec.Error(err)
 				}
 				if err := b.SetPages(page.PFNs, page.Data); err != nil {
-					return info, err
+					return info, inRecord(rec, err)
 				}
 				continue
 			case stream.RecX86PVInfo, stream.RecX86PVP2MFrames, stream.RecSharedInfo, stream.RecX86TSCInfo,
@@ -156,7 +156,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			}
 			if err := b.SetRecord(domain.Record{Layer: domain.Libxc, Type: uint32(rec.Type),
 				Body: body.AppendBody(nil, binary.LittleEndian)}); err != nil {
-				return info, err
+				return info, inRecord(rec, err)
 			}
 		case sniff.LibxlRecord:
 			rec := it.Libxl
@@ -168,7 +168,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 				return info, rec.Error(err)
 			}
 			if err := b.SetRecord(emulatorRecord(rec.Type, id, idx, data)); err != nil {
-				return info, err
+				return info, inRecord(rec, err)
 			}
 		case sniff.QemuTail:
 			if b == nil {
@@ -190,6 +190,16 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 		return info, err
 	}
 	return b.Commit()
+}
+
+// inRecord names the record in a backend's error that the record's
+// content caused (a pfn over the store's limit, say), so that it reads,
+// and exits, as a bad stream; other errors (I/O) pass as they are.
+func inRecord(rec interface{ Error(error) *stream.FormatError }, err error) error {
+	if errors.Is(err, stream.ErrLimit) || errors.Is(err, stream.ErrCorrupt) || errors.Is(err, stream.ErrUnsupported) {
+		return rec.Error(err)
+	}
+	return err
 }
 
 func emulatorRecord(t libxl.RecordType, id, idx uint32, data []byte) domain.Record {

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/internal/testutil"
+	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/domain"
 	"github.com/xstream/xstream/lib/restore"
+	"github.com/xstream/xstream/lib/rewrite"
+	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/save"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
@@ -297,6 +302,126 @@ func TestSaveSplicesPages(t *testing.T) {
 		}
 		if st.Bytes != int64(len(want)) {
 			t.Errorf("%s: Stats.Bytes %d, wrote %d", f, st.Bytes, len(want))
+		}
+	}
+}
+
+// TestStoreLimitIsAStreamError: a pfn the store cannot hold (as one
+// flipped bit in a pfn word makes) is an error of the stream, naming the
+// record, not an operational failure; and no domain is left.
+func TestStoreLimitIsAStreamError(t *testing.T) {
+	in := testutil.PV{Pages: 40, Batch: 16}.Stream(t)
+	rd := stream.NewReader(bytes.NewReader(in), nil)
+	if _, _, err := rd.Headers(); err != nil {
+		t.Fatal(err)
+	}
+	var at int64 = -1
+	for at < 0 {
+		rec, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == stream.RecPageData {
+			at = rec.Offset
+		}
+	}
+	// The first pfn word of the first PAGE_DATA record: pfn 2^32 + 3.
+	binary.LittleEndian.PutUint64(in[at+16:], stream.PFNWord(1<<32+3, stream.PageNotab))
+	s := newStore(t)
+	_, err := restore.Restore(bytes.NewReader(in), s, restore.Options{Name: "a"})
+	var fe *stream.FormatError
+	if !errors.As(err, &fe) || fe.Offset != at || fe.Type != "PAGE_DATA" || !errors.Is(err, stream.ErrLimit) {
+		t.Fatalf("got %v; want a FormatError of the PAGE_DATA record at %#x over a limit", err, at)
+	}
+	if s.Exists("a") {
+		t.Fatal("a domain was left behind")
+	}
+}
+
+// TestEveryFlipFailsTheRestore: one flipped bit in a compressed stream
+// (lz4 and zstd, as xsave -z writes them) or in a checksummed raw stream
+// makes the restore fail as a bad stream (exit status 3 in xrestore) and
+// leaves no domain: every bit of the first and last 64 octets, and one
+// bit of every 7th octet outside page contents (every 23rd in compressed
+// streams, every 211th inside page contents).
+func TestEveryFlipFailsTheRestore(t *testing.T) {
+	raw := testutil.Framed(t, testutil.PV{Pages: 48, Batch: 7}.Stream(t), []byte("qemu state"), []byte(`{"c_info":{"name":"a"}}`))
+	var ck bytes.Buffer
+	if _, err := rewrite.Copy(&ck, bytes.NewReader(raw), nil, &rewrite.Options{Checksum: true, ChecksumInterval: 32 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{"checksummed": ck.Bytes()}
+	for _, codec := range []compress.Codec{compress.Zstd, compress.LZ4} {
+		var z bytes.Buffer
+		zw, err := compress.NewWriter(&z, codec, &compress.WriterOptions{ChunkSize: 40 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.Write(raw)
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		inputs[codec.String()] = z.Bytes()
+	}
+	s := newStore(t)
+	for name, good := range inputs {
+		// Where page contents lie (raw streams only): those octets are
+		// sampled, the rest flipped bit by bit.
+		var bulk []bool
+		if name == "checksummed" {
+			bulk = pageContents(t, good)
+		}
+		var flips []int // bit numbers
+		for at := range good {
+			switch {
+			case at < 64 || at >= len(good)-64:
+				for b := range 8 {
+					flips = append(flips, 8*at+b)
+				}
+			case bulk == nil && at%23 == 0, bulk != nil && !bulk[at] && at%7 == 0, bulk != nil && at%211 == 0:
+				flips = append(flips, 8*at+at%8)
+			}
+		}
+		tried := 0
+		for k := 0; k < len(flips); k += testutil.FlipStride() {
+			i, at := flips[k], flips[k]/8
+			tried++
+			bad := bytes.Clone(good)
+			bad[at] ^= 1 << (i % 8)
+			_, err := restore.Restore(bytes.NewReader(bad), s, restore.Options{Name: "b"})
+			if code := cmdutil.Code(err); code != cmdutil.ExitInvalid {
+				t.Fatalf("%s: bit %d of octet %#x of %#x flipped: %v (exit status %d, want %d)", name, i%8, at, len(good), err, code, cmdutil.ExitInvalid)
+			}
+			if s.Exists("b") {
+				t.Fatalf("%s: flip at %#x: a domain was left", name, at)
+			}
+		}
+		t.Logf("%s: %d octets, %d flips, all refused", name, len(good), tried)
+	}
+}
+
+// pageContents marks the octets of in that are page contents.
+func pageContents(t *testing.T, in []byte) []bool {
+	t.Helper()
+	bulk := make([]bool, len(in))
+	wk, err := sniff.NewWalker(bytes.NewReader(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			return bulk
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Kind == sniff.LibxcRecord && it.Libxc.Type == stream.RecPageData {
+			n := len(it.Libxc.Body) / stream.PageSize * stream.PageSize
+			end := it.Offset + 8 + int64(len(it.Libxc.Body))
+			for j := end - int64(n); j < end; j++ {
+				bulk[j] = true
+			}
 		}
 	}
 }

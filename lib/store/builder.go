@@ -87,7 +87,7 @@ var zeroPage [stream.PageSize]byte
 
 func (b *builder) SetInfo(info domain.Info) error {
 	if info.PageShift != stream.PageShift {
-		return fmt.Errorf("store: page shift %d unsupported", info.PageShift)
+		return stream.Unsupported("store: page shift %d unsupported", info.PageShift)
 	}
 	b.info = info
 	b.info.Name = b.name
@@ -106,7 +106,7 @@ func (b *builder) markWritten(pfn uint64, on bool) (was bool, err error) {
 			return false, nil
 		}
 		if len(b.written) >= maxWrittenChunks {
-			return false, fmt.Errorf("store: pfns too scattered (more than %d groups of 4096)", maxWrittenChunks)
+			return false, stream.OverLimit("store: pfns too scattered (more than %d groups of 4096)", maxWrittenChunks)
 		}
 		c = new([64]uint64)
 		b.written[pfn>>12] = c
@@ -161,7 +161,7 @@ func (b *builder) SetPages(pfns []uint64, data []byte) error {
 	for i, w := range pfns {
 		pfn, t, _ := stream.SplitPFNWord(w)
 		if pfn >= MaxPFNs {
-			return fmt.Errorf("store: pfn %#x beyond the store's limit of %#x", pfn, uint64(MaxPFNs))
+			return stream.OverLimit("store: pfn %#x beyond the store's limit of %#x", pfn, uint64(MaxPFNs))
 		}
 		if i > 0 && pfn != prevPFN+1 {
 			if err := flushTypes(i); err != nil {
