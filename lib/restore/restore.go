@@ -192,10 +192,16 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 	return b.Commit()
 }
 
+// recordError is a record of either layer, which can name itself in an
+// error.
+type recordError interface {
+	Error(error) *stream.FormatError
+}
+
 // inRecord names the record in a backend's error that the record's
 // content caused (a pfn over the store's limit, say), so that it reads,
 // and exits, as a bad stream; other errors (I/O) pass as they are.
-func inRecord(rec interface{ Error(error) *stream.FormatError }, err error) error {
+func inRecord(rec recordError, err error) error {
 	if errors.Is(err, stream.ErrLimit) || errors.Is(err, stream.ErrCorrupt) || errors.Is(err, stream.ErrUnsupported) {
 		return rec.Error(err)
 	}

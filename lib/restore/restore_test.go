@@ -17,8 +17,8 @@ import (
 	"github.com/xstream/xstream/lib/domain"
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/rewrite"
-	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/save"
+	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
 )
