@@ -68,7 +68,9 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 	// skipped, not read (seeked over in a file, dropped in the kernel from
 	// a pipe; read after all where CHECKSUM records need them).
 	skip := !opts.stats && !opts.digest
-	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: opts.verify, SkipPageData: skip})
+	// Every mode verifies: a listing, statistics or a digest of a stream
+	// that breaks the rules ends at the first error, with exit status 3.
+	wk, err := sniff.NewWalker(up, &sniff.Options{Verify: true, SkipPageData: skip})
 	if err != nil {
 		return err
 	}
@@ -107,12 +109,12 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 		}
 		if st != nil {
 			if err := st.Add(it); err != nil {
-				return err
+				return it.Error(err)
 			}
 		}
 		if dg != nil {
 			if err := dg.Add(it); err != nil {
-				return err
+				return it.Error(err)
 			}
 		}
 	}

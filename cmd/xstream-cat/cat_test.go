@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/internal/testutil"
 	"github.com/xstream/xstream/lib/compress"
+	"github.com/xstream/xstream/lib/stream"
 )
 
 func cat(t *testing.T, opts options, in []byte) (string, error) {
@@ -134,6 +137,51 @@ func TestCompressedInput(t *testing.T) {
 		bad[len(bad)/2] ^= 1
 		if _, err := cat(t, options{verify: true}, bad); cmdutil.Code(err) != cmdutil.ExitInvalid {
 			t.Errorf("%v: damaged: code %d, %v", c, cmdutil.Code(err), err)
+		}
+	}
+}
+
+// TestEveryModeRefusesABadStream: listing, --json, --stats and --digest
+// verify as --verify does: a stream that breaks the rules ends with exit
+// status 3 and an error naming the record and its offset.
+func TestEveryModeRefusesABadStream(t *testing.T) {
+	in := testutil.PV{Pages: 30, Batch: 7}.Stream(t)
+	rd := stream.NewReader(bytes.NewReader(in), nil)
+	if _, _, err := rd.Headers(); err != nil {
+		t.Fatal(err)
+	}
+	var pd *stream.Record
+	for pd == nil {
+		rec, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == stream.RecPageData {
+			pd = rec
+		}
+	}
+	// The first PAGE_DATA record's first entry becomes XTAB, which must
+	// carry no data: its page is one too many for the count.
+	xtab := bytes.Clone(in)
+	binary.LittleEndian.PutUint64(xtab[pd.Offset+16:], stream.PFNWord(0, stream.PageXTab))
+	// A version 2 stream relabelled 3: no STATIC_DATA_END.
+	v2as3 := testutil.PV{Pages: 30, Batch: 7, Version: 2}.Stream(t)
+	v2as3 = bytes.Clone(v2as3)
+	v2as3[15] = 3
+	for name, c := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"xtab with data":        {xtab, fmt.Sprintf("record %d (PAGE_DATA) at offset %#x", pd.Index, pd.Offset)},
+		"v3 without static end": {v2as3, "STATIC_DATA_END"},
+	} {
+		for mode, opts := range map[string]options{
+			"listing": {}, "json": {json: true}, "stats": {stats: true}, "digest": {digest: true}, "verify": {verify: true},
+		} {
+			_, err := cat(t, opts, c.in)
+			if cmdutil.Code(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s, %s: exit %d, %v; want exit 3 naming %q", name, mode, cmdutil.Code(err), err, c.want)
+			}
 		}
 	}
 }

@@ -22,8 +22,9 @@ func newApp() *cli.App {
 byte order; as it is, or compressed with zstd or lz4) from FILE or
 standard input and prints one line per record: offset, layer, record
 index, type, body length and a summary. Offsets are those of the
-decompressed stream. CHECKSUM records, if the stream has them, are
-checked in every mode: a mismatch is exit status 3.
+decompressed stream. Every mode checks the stream as --verify does
+(and CHECKSUM records, if the stream has them): the output stops at the
+first error, which names the record and its offset, with exit status 3.
 
 A legacy (pre-v2) stream, 32- or 64-bit, PV or HVM, bare or behind an xl
 header, is shown as the v3 stream xstream-upgrade makes of it (offsets are

@@ -89,6 +89,17 @@ func (it *Item) Length() int {
 	return int(it.Size)
 }
 
+// Error returns err, found in the item's content by a consumer (stats, a
+// digest), as an error of the item, naming its layer, index, type and
+// offset. An error that already names its place is returned as it is.
+func (it *Item) Error(err error) error {
+	var fe *stream.FormatError
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return &stream.FormatError{Layer: string(it.Layer), Offset: it.Offset, Index: it.Index, Type: it.Name(), Err: err}
+}
+
 // QemuSignature starts the legacy qemu tail that Xen's converter keeps
 // after a bare libxc stream (and legacy libxl wrote after libxc's).
 const QemuSignature = "DeviceModelRecord0002"
