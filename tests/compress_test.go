@@ -93,6 +93,8 @@ func TestChecksums(t *testing.T) {
 		"xsave -q a | xstream-compress --none --checksum",
 		"xsave -q -f libxl a | xstream-compress --lz4 --checksum",
 		"xsave -q --checksum a | xstream-compress --checksum --zstd", // checksummed again
+		"xsave -q -z lz4 a | xstream-compress --checksum",            // compressed input
+		"xsave -q -z zstd a | xstream-compress --checksum --none",
 	} {
 		out := mustSh(t, inStore(dir, p+" | xstream-cat --verify"))
 		if !strings.Contains(out, "CHECKSUM records over") {

@@ -89,6 +89,16 @@ func filter(opts options, r io.Reader, w io.Writer) (err error) {
 		_, err = io.Copy(dst, src)
 		return err
 	}
+	if !opts.decompress {
+		// A compressed stream gets its checksums too: decompressed
+		// here, rewritten, compressed again (or not, with --none).
+		zin, err := sniff.Open(src)
+		if err != nil {
+			return err
+		}
+		defer zin.Close()
+		src = zin.Source
+	}
 	bw := bufio.NewWriterSize(dst, 1<<20)
 	if _, err := rewrite.Copy(bw, src, &sniff.Options{Verify: true}, &rewrite.Options{Checksum: true}); err != nil {
 		return err

@@ -35,7 +35,8 @@ is, so -d is for other tools.
 
 --checksum adds CHECKSUM records to the stream (docs/FORMAT.md §4),
 replacing any it has, before compressing: xrestore and xstream-cat then
-fail (exit 3) on any damage. The input must be a valid stream for that.
+fail (exit 3) on any damage. The input must be a valid stream for that,
+as it is or compressed (it is decompressed first).
 Frames carry their content checksums, and a check frame of their own
 octets, unless --no-frame-check.
 
