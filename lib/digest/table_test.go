@@ -2,7 +2,9 @@ package digest
 
 import (
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/xstream/xstream/lib/stream"
@@ -89,5 +91,23 @@ func TestTableModel(t *testing.T) {
 		if err := d.Page(0, stream.PageNotab, page); err == nil {
 			t.Error("Page after Close did not fail")
 		}
+	}
+}
+
+// TestTableFileError: when the temporary file cannot be made, the
+// eviction that needs it fails with an error, and so does Sum.
+func TestTableFileError(t *testing.T) {
+	defer SetCacheChunks(1)()
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	d := New()
+	defer d.Close()
+	if err := d.Page(0, stream.PageXAlloc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Page(chunkPFNs, stream.PageXAlloc, nil); err == nil || !strings.Contains(err.Error(), "pfn table file") {
+		t.Fatalf("eviction without a temporary directory: error %v", err)
+	}
+	if _, err := d.Sum(); err == nil {
+		t.Error("Sum after a failed eviction did not fail")
 	}
 }
