@@ -162,10 +162,15 @@ func digestOf(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	d := digest.New()
+	defer d.Close()
 	for {
 		it, err := wk.Next()
 		if errors.Is(err, io.EOF) {
-			return d.Sum()
+			sum, err := d.Sum()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sum
 		}
 		if err != nil {
 			t.Fatal(err)

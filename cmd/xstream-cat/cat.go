@@ -91,6 +91,7 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 	}
 	if opts.digest {
 		dg = digest.New()
+		defer dg.Close()
 	}
 	for {
 		it, err := wk.Next()
@@ -129,12 +130,16 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 		}
 	}
 	if dg != nil {
+		sum, err := dg.Sum()
+		if err != nil {
+			return err
+		}
 		if opts.json {
-			if err := enc.Encode(map[string]any{"digest": dg.Sum(), "pages": dg.Pages()}); err != nil {
+			if err := enc.Encode(map[string]any{"digest": sum, "pages": dg.Pages()}); err != nil {
 				return err
 			}
 		} else {
-			fmt.Fprintf(out, "%s\n", dg.Sum())
+			fmt.Fprintf(out, "%s\n", sum)
 		}
 	}
 	if opts.verify && !opts.quiet {

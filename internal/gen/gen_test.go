@@ -35,10 +35,15 @@ func walk(t testing.TB, s []byte) (names []string, sum string) {
 		t.Fatal(err)
 	}
 	dg := digest.New()
+	defer dg.Close()
 	for {
 		it, err := wk.Next()
 		if errors.Is(err, io.EOF) {
-			return names, dg.Sum()
+			sum, err := dg.Sum()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return names, sum
 		}
 		if err != nil {
 			t.Fatalf("verify: %v", err)

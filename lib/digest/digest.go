@@ -38,20 +38,6 @@ import (
 // Version is the digest format; it prefixes the printed digest.
 const Version = "xsd1"
 
-// chunkPFNs is the number of pfns one table chunk covers.
-const chunkShift = 6
-const chunkPFNs = 1 << chunkShift
-
-// MaxChunks caps the pfn table: 2^18 chunks of 64 pfns cover 16 Mi pfns
-// (a 64 GiB domain) at about 1.1 KiB per chunk.
-const MaxChunks = 1 << 18
-
-type chunk struct {
-	present uint64 // bit i: pfn base+i has an entry
-	types   [chunkPFNs]stream.PageType
-	hashes  [chunkPFNs][16]byte
-}
-
 type stateKey struct {
 	layer uint8 // 0 libxc, 1 libxl
 	typ   uint32
@@ -61,7 +47,7 @@ type stateKey struct {
 // Digester accumulates a domain's content from stream items.
 type Digester struct {
 	domType stream.DomainType
-	chunks  map[uint64]*chunk
+	table   *table
 	state   map[stateKey][32]byte
 	verify  bool // VERIFY seen: page data is no longer content
 	page    stream.PageData
@@ -69,10 +55,15 @@ type Digester struct {
 	hashes  [][16]byte // per data page of the current record
 }
 
-// New returns an empty Digester.
+// New returns an empty Digester. Close it when done: a large domain's
+// pfn table spills to a temporary file.
 func New() *Digester {
-	return &Digester{chunks: map[uint64]*chunk{}, state: map[stateKey][32]byte{}}
+	return &Digester{table: newTable(), state: map[stateKey][32]byte{}}
 }
+
+// Close releases the Digester's temporary file and memory; it cannot be
+// used after.
+func (d *Digester) Close() error { return d.table.close() }
 
 // ErrTooLarge is returned when the pfn table would exceed MaxChunks.
 var ErrTooLarge = errors.New("digest: too many distinct pfns (more than a 64 GiB domain, or pfns scattered by a hostile stream)")
@@ -126,11 +117,12 @@ func (d *Digester) pages(body []byte, order stream.ByteOrder) error {
 	i := 0
 	for _, w := range d.page.PFNs {
 		pfn, t, _ := stream.SplitPFNWord(w)
-		if err := d.setPage(pfn, t); err != nil {
+		c, err := d.table.set(pfn, t)
+		if err != nil {
 			return err
 		}
 		if t.HasData() {
-			d.chunks[pfn>>chunkShift].hashes[pfn&(chunkPFNs-1)] = d.hashes[i]
+			c.hashes[pfn&(chunkPFNs-1)] = d.hashes[i]
 			i++
 		}
 	}
@@ -176,35 +168,13 @@ const minPagesPerWorker = 64
 // Page records pfn's type and content (nil for types without data); XTAB
 // removes the pfn.
 func (d *Digester) Page(pfn uint64, t stream.PageType, data []byte) error {
-	if err := d.setPage(pfn, t); err != nil {
+	c, err := d.table.set(pfn, t)
+	if err != nil {
 		return err
 	}
 	if t.HasData() {
-		d.chunks[pfn>>chunkShift].hashes[pfn&(chunkPFNs-1)] = pageHash(data[:stream.PageSize])
+		c.hashes[pfn&(chunkPFNs-1)] = pageHash(data[:stream.PageSize])
 	}
-	return nil
-}
-
-// setPage records pfn's type, with a zero hash; XTAB removes the pfn.
-func (d *Digester) setPage(pfn uint64, t stream.PageType) error {
-	ci, bit := pfn>>chunkShift, pfn&(chunkPFNs-1)
-	c := d.chunks[ci]
-	if t == stream.PageXTab {
-		if c != nil {
-			c.present &^= 1 << bit
-		}
-		return nil
-	}
-	if c == nil {
-		if len(d.chunks) >= MaxChunks {
-			return ErrTooLarge
-		}
-		c = new(chunk)
-		d.chunks[ci] = c
-	}
-	c.present |= 1 << bit
-	c.types[bit] = t
-	c.hashes[bit] = [16]byte{}
 	return nil
 }
 
@@ -273,16 +243,11 @@ func pageHash(p []byte) (h [16]byte) {
 }
 
 // Pages returns the number of pfns with an entry.
-func (d *Digester) Pages() int {
-	n := 0
-	for _, c := range d.chunks {
-		n += bits.OnesCount64(c.present)
-	}
-	return n
-}
+func (d *Digester) Pages() int { return d.table.pages }
 
-// Sum returns the digest as "xsd1:" and 64 hex digits.
-func (d *Digester) Sum() string {
+// Sum returns the digest as "xsd1:" and 64 hex digits. It fails only when
+// the pfn table's temporary file does, or after Close.
+func (d *Digester) Sum() (string, error) {
 	h := sha256.New()
 	var b []byte
 	b = append(b, "xstream domain digest v1\x00"...)
@@ -310,15 +275,9 @@ func (d *Digester) Sum() string {
 		b = append(b, s[:]...)
 	}
 	h.Write(b)
-	cis := make([]uint64, 0, len(d.chunks))
-	for ci := range d.chunks {
-		cis = append(cis, ci)
-	}
-	sort.Slice(cis, func(i, j int) bool { return cis[i] < cis[j] })
 	b = binary.LittleEndian.AppendUint64(b[:0], uint64(d.Pages()))
 	h.Write(b)
-	for _, ci := range cis {
-		c := d.chunks[ci]
+	err := d.table.each(func(ci uint64, c *chunk) {
 		for p := c.present; p != 0; p &= p - 1 {
 			i := bits.TrailingZeros64(p)
 			b = binary.LittleEndian.AppendUint64(b[:0], ci<<chunkShift|uint64(i))
@@ -326,6 +285,9 @@ func (d *Digester) Sum() string {
 			b = append(b, c.hashes[i][:]...)
 			h.Write(b)
 		}
+	})
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("%s:%s", Version, hex.EncodeToString(h.Sum(nil)))
+	return fmt.Sprintf("%s:%s", Version, hex.EncodeToString(h.Sum(nil))), nil
 }

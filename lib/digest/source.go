@@ -15,6 +15,7 @@ import (
 // with the digest of a saved stream checks the saver.
 func Source(src domain.Source) (string, error) {
 	d := New()
+	defer d.Close()
 	info := src.Info()
 	d.SetDomainType(info.Type)
 	recs, err := src.Records()
@@ -56,7 +57,7 @@ func Source(src domain.Source) (string, error) {
 			}
 		}
 	}
-	return d.Sum(), nil
+	return d.Sum()
 }
 
 // Stream returns the digest of the stream in r (xl, libxl or libxc),
@@ -67,10 +68,11 @@ func Stream(r io.Reader) (string, error) {
 		return "", err
 	}
 	d := New()
+	defer d.Close()
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
-			return d.Sum(), nil
+			return d.Sum()
 		}
 		if err != nil {
 			return "", err

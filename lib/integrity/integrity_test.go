@@ -59,11 +59,13 @@ func walk(in []byte) (string, int, error) {
 		return "", 0, err
 	}
 	d := digest.New()
+	defer d.Close()
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
 			n, _ := wk.Checksums()
-			return d.Sum(), n, nil
+			sum, err := d.Sum()
+			return sum, n, err
 		}
 		if err != nil {
 			return "", 0, err
