@@ -23,7 +23,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math/bits"
 	"runtime"
@@ -66,7 +65,7 @@ func New() *Digester {
 func (d *Digester) Close() error { return d.table.close() }
 
 // ErrTooLarge is returned when the pfn table would exceed MaxChunks.
-var ErrTooLarge = errors.New("digest: too many distinct pfns (more than a 64 GiB domain, or pfns scattered by a hostile stream)")
+var ErrTooLarge = stream.OverLimit("digest: too many distinct pfns (more than a 64 GiB domain, or pfns scattered by a hostile stream)")
 
 // Add takes one item of a walked stream.
 func (d *Digester) Add(it *sniff.Item) error {

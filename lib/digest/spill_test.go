@@ -229,8 +229,8 @@ func TestScatteredMemory(t *testing.T) {
 	if d.Pages() != digest.MaxChunks {
 		t.Errorf("Pages() = %d, want %d", d.Pages(), digest.MaxChunks)
 	}
-	if err := d.Page(digest.MaxChunks*64, stream.PageXAlloc, nil); !errors.Is(err, digest.ErrTooLarge) {
-		t.Errorf("one chunk more: error %v, want ErrTooLarge", err)
+	if err := d.Page(digest.MaxChunks*64, stream.PageXAlloc, nil); !errors.Is(err, digest.ErrTooLarge) || !errors.Is(err, stream.ErrLimit) {
+		t.Errorf("one chunk more: error %v, want ErrTooLarge, a stream over a limit", err)
 	}
 	// Chunks already in the table still take pages.
 	if err := d.Page(1, stream.PageXAlloc, nil); err != nil {
