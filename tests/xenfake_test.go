@@ -29,6 +29,7 @@ func fakeXen(t *testing.T) string {
 	t.Setenv("FAKEXL_DIR", dir)
 	t.Setenv("PATH", pathDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
 	t.Setenv("XSTREAM_BACKEND", "xen")
+	t.Setenv("XSTREAM_XENSTORE", "none") // the fake xl's list, not a real xenstored
 	return dir
 }
 

@@ -80,6 +80,10 @@ type Host struct {
 	// NameTimeout bounds the wait, at the end of a restore, for an older
 	// domain of the same name to go away (default 30 s).
 	NameTimeout time.Duration
+	// Xenstore are the sockets of xenstored to read the domains' names
+	// from, instead of running `xl list`; when none answers, or with
+	// none given, xl list is asked.
+	Xenstore []string
 }
 
 // ProcCapabilities is the file whose "control_d" marks a Xen control
@@ -106,7 +110,7 @@ func New() (*Host, error) {
 	if err != nil {
 		return nil, ErrNoToolstack
 	}
-	return &Host{XL: p}, nil
+	return &Host{XL: p, Xenstore: XenstoreSockets}, nil
 }
 
 // Tracef writes a Trace line.
@@ -373,10 +377,18 @@ func (h *Host) Lookup(ctx context.Context, name string) (Domain, error) {
 // noSuchDomain matches what xl says of a domain it does not have.
 var noSuchDomain = regexp.MustCompile(`(?i)not exist|invalid domain identifier|no such domain`)
 
-// names returns the names of the host's domains: one `xl list`, much
-// cheaper than a look-up by name (which lists every domain's name from
-// xenstore).
+// names returns the names of the host's domains: from xenstore when it
+// answers, else with one `xl list`, much cheaper than a look-up by name
+// (which lists every domain's name from xenstore).
 func (h *Host) names(ctx context.Context) (map[string]bool, error) {
+	if len(h.Xenstore) > 0 {
+		names, err := xenstoreNames(h.Xenstore)
+		if err == nil {
+			h.Tracef("xenstore: %d domain names", len(names))
+			return names, nil
+		}
+		h.Tracef("xenstore: %v; asking xl list", err)
+	}
 	out, err := h.run(ctx, "list")
 	if err != nil {
 		return nil, err

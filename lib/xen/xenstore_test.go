@@ -1,0 +1,79 @@
+//go:build linux
+
+package xen
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeXenstore serves xenstore reads of the given paths on a unix socket
+// and returns the socket's path.
+func fakeXenstore(t *testing.T, tree map[string]string) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "socket")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					var h [16]byte
+					if _, err := io.ReadFull(c, h[:]); err != nil {
+						return
+					}
+					o := binary.NativeEndian
+					body := make([]byte, o.Uint32(h[12:]))
+					if _, err := io.ReadFull(c, body); err != nil {
+						return
+					}
+					path := strings.TrimRight(string(body), "\x00")
+					typ := o.Uint32(h[0:])
+					var ans string
+					switch v, ok := tree[path]; {
+					case !ok:
+						typ, ans = xsError, "ENOENT\x00"
+					case typ == xsDirectory:
+						ans = strings.ReplaceAll(v, " ", "\x00") + "\x00"
+					default:
+						ans = v
+					}
+					o.PutUint32(h[0:], typ)
+					o.PutUint32(h[12:], uint32(len(ans)))
+					c.Write(append(h[:], ans...))
+				}
+			}()
+		}
+	}()
+	return sock
+}
+
+func TestXenstoreNames(t *testing.T) {
+	sock := fakeXenstore(t, map[string]string{
+		"/local/domain":        "0 3 9",
+		"/local/domain/0/name": "Domain-0",
+		"/local/domain/3/name": "vm",
+	})
+	names, err := xenstoreNames([]string{filepath.Join(t.TempDir(), "none"), sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || !names["Domain-0"] || !names["vm"] {
+		t.Fatalf("names %v", names)
+	}
+	if _, err := xenstoreNames([]string{filepath.Join(t.TempDir(), "none")}); err == nil {
+		t.Fatal("no socket, no error")
+	}
+}
