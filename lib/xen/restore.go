@@ -110,7 +110,9 @@ func (h *Host) startRestore(paused bool) (*restoring, error) {
 
 // wait closes the pipe and waits for xl, at most timeout (0: no limit).
 func (rs *restoring) wait(timeout time.Duration) error {
-	rs.w.Close()
+	if rs.w != nil {
+		rs.w.Close()
+	}
 	if timeout > 0 {
 		select {
 		case <-rs.done:
@@ -131,6 +133,11 @@ func (rs *restoring) wait(timeout time.Duration) error {
 // restore`. Xen sees only verified records, and on any failure no new
 // domain is left behind.
 func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restored, err error) {
+	if f, ok := r.(*os.File); ok {
+		if res, err := h.restoreFile(ctx, f, opts); err != errNotDirect {
+			return res, err
+		}
+	}
 	// The edge, as for the store (lib/restore): compressed input is
 	// decompressed, a legacy stream upgraded by the Filter.
 	in, err := sniff.Open(r)
