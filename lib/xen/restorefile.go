@@ -59,6 +59,10 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 		return Restored{}, errNotDirect
 	}
 
+	wk, err := sniff.NewWalker(f, &sniff.Options{Verify: true, SkipPageData: true, NoChecksums: true})
+	if err != nil || wk.Info().Kind != sniff.XL {
+		return rewind()
+	}
 	// The names, from xenstore (or xl list) beside the walk.
 	type namesResult struct {
 		names map[string]bool
@@ -76,10 +80,6 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 	}
 	defer func() { names() }() // no goroutine left behind
 
-	wk, err := sniff.NewWalker(f, &sniff.Options{Verify: true, SkipPageData: true, NoChecksums: true})
-	if err != nil || wk.Info().Kind != sniff.XL {
-		return rewind()
-	}
 	var cfg Config
 	for {
 		it, err := wk.Next()
