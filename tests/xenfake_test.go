@@ -29,6 +29,7 @@ func fakeXen(t *testing.T) string {
 	t.Setenv("FAKEXL_DIR", dir)
 	t.Setenv("PATH", pathDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
 	t.Setenv("XSTREAM_BACKEND", "xen")
+	t.Setenv("XSTREAM_XENSTORE", "none") // the fake xl's list, not a real xenstored
 	return dir
 }
 
@@ -125,6 +126,30 @@ func TestXenFailures(t *testing.T) {
 		mustSh(t, "xsave --keep -q -o "+out+" gen-pv && cmp "+out+" "+stream)
 		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
 			t.Fatalf("gen-pv is %q after --keep", st)
+		}
+	})
+	// xl writes the -o file itself and it is checked after: a bad one
+	// is not kept, and the domain xl left paused runs on.
+	t.Run("-o of a bad stream", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "vm.xl")
+		good, _ := os.ReadFile(stream)
+		os.WriteFile(stream, good[:len(good)-5000], 0o644)
+		r := sh(t, "xsave -o "+out+" gen-pv")
+		os.WriteFile(stream, good, 0o644)
+		oneLine(t, r, 3, "xsave: saving gen-pv: ")
+		if _, err := os.Stat(out); err == nil {
+			t.Fatal("a bad stream was kept")
+		}
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after a bad stream", st)
+		}
+		// A bad file to restore: refused before any xl restore.
+		bad := filepath.Join(t.TempDir(), "bad.xl")
+		os.WriteFile(bad, good[:len(good)-5000], 0o644)
+		os.Remove(filepath.Join(dir, "calls"))
+		oneLine(t, sh(t, "xrestore --name bad "+bad), 3, "offset 0x")
+		if calls, _ := os.ReadFile(filepath.Join(dir, "calls")); strings.Contains(string(calls), "restore") || fakeState(dir, "bad") != "" {
+			t.Fatalf("xl calls:\n%s", calls)
 		}
 	})
 	t.Run("no config", func(t *testing.T) {

@@ -75,6 +75,15 @@ func ChooseBackend(name string, verbose bool) (Backend, error) {
 		}
 		h.NameTimeout = time.Duration(secs * float64(time.Second))
 	}
+	// XSTREAM_XENSTORE: xenstored's socket to read domain names from
+	// ("none": ask xl list).
+	switch v := os.Getenv("XSTREAM_XENSTORE"); v {
+	case "":
+	case "none":
+		h.Xenstore = nil
+	default:
+		h.Xenstore = []string{v}
+	}
 	b.Xen = h
 	return b, nil
 }

@@ -205,3 +205,40 @@ func FuzzWalker(f *testing.F) {
 		}
 	})
 }
+
+// NoChecksums: a stream without CHECKSUM records walks as before; one
+// with them fails at the first.
+func TestWalkNoChecksums(t *testing.T) {
+	pv := testutil.PV{Pages: 64}.Stream(t)
+	var summed bytes.Buffer
+	if _, err := rewrite.Copy(&summed, bytes.NewReader(pv), nil, &rewrite.Options{Checksum: true, ChecksumInterval: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, skip := range []bool{false, true} {
+		opts := &sniff.Options{Verify: true, NoChecksums: true, SkipPageData: skip}
+		wk, err := sniff.NewWalker(bytes.NewReader(pv), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err = wk.Next(); err != nil {
+				break
+			}
+		}
+		if err != io.EOF || wk.Offset() != int64(len(pv)) {
+			t.Fatalf("skip %v: %v at %d of %d", skip, err, wk.Offset(), len(pv))
+		}
+		wk, err = sniff.NewWalker(bytes.NewReader(summed.Bytes()), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err = wk.Next(); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, sniff.ErrChecksumRecord) {
+			t.Fatalf("skip %v: a checksummed stream: %v", skip, err)
+		}
+	}
+}

@@ -110,7 +110,9 @@ func (h *Host) startRestore(paused bool) (*restoring, error) {
 
 // wait closes the pipe and waits for xl, at most timeout (0: no limit).
 func (rs *restoring) wait(timeout time.Duration) error {
-	rs.w.Close()
+	if rs.w != nil {
+		rs.w.Close()
+	}
 	if timeout > 0 {
 		select {
 		case <-rs.done:
@@ -131,6 +133,11 @@ func (rs *restoring) wait(timeout time.Duration) error {
 // restore`. Xen sees only verified records, and on any failure no new
 // domain is left behind.
 func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restored, err error) {
+	if f, ok := r.(*os.File); ok {
+		if res, err := h.restoreFile(ctx, f, opts); err != errNotDirect {
+			return res, err
+		}
+	}
 	// The edge, as for the store (lib/restore): compressed input is
 	// decompressed, a legacy stream upgraded by the Filter.
 	in, err := sniff.Open(r)
@@ -170,22 +177,26 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		return res, ErrNoName
 	}
 
-	// xl restore takes as long to start as xl list takes to run: start
-	// it at once, guessing that the name is free, while xl list tells.
-	// Xen reads only records that have been verified, and xl sees the
-	// END record only when everything before it has checked out; so
-	// unless it must wait for its name, the domain may start as soon
-	// as xl has built it (a failure after that, trailing octets, still
-	// destroys it).
-	rs, err := h.startRestore(opts.Paused)
+	// The names taken: from xenstore at once when it answers. Else xl
+	// restore, which takes as long to start as xl list takes to run,
+	// starts at once, guessing that the name is free, while xl list
+	// tells. Xen reads only records that have been verified, and xl
+	// sees the END record only when everything before it has checked
+	// out; so unless it must wait for its name, the domain may start as
+	// soon as xl has built it (a failure after that, trailing octets,
+	// still destroys it).
+	var rs *restoring
+	names, err := h.xenstoreNames()
 	if err != nil {
-		return res, err
+		if rs, err = h.startRestore(opts.Paused); err != nil {
+			return res, err
+		}
+		names, err = h.xlNames(ctx)
 	}
 	// A domain of that name still running is, most often, the one
 	// being saved into our input on this very host: build the new one
 	// beside it, paused, and take the name at the end.
 	target := name
-	names, err := h.names(ctx)
 	if err == nil && names[name] {
 		target = name + IncomingSuffix
 		if names[target] {
@@ -196,13 +207,16 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		cfg, err = cfg.WithName(target)
 	}
 	pause := opts.Paused || target != name
-	if err != nil || pause != opts.Paused {
+	if rs != nil && (err != nil || pause != opts.Paused) {
 		// The guess was wrong: that xl finds no header and builds
 		// nothing.
 		rs.wait(h.abortTimeout())
-		if err != nil {
-			return res, err
-		}
+		rs = nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if rs == nil {
 		if rs, err = h.startRestore(pause); err != nil {
 			return res, err
 		}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xstream/xstream/lib/stream"
 )
 
 // SaveOptions tune Save.
@@ -104,6 +106,7 @@ type followReader struct {
 	f      *os.File
 	done   <-chan struct{}
 	closed atomic.Bool
+	pos    int64 // the file offset
 }
 
 var errClosed = errors.New("xen: save interrupted")
@@ -114,15 +117,53 @@ func (r *followReader) Read(p []byte) (int, error) {
 			return 0, errClosed
 		}
 		n, err := r.f.Read(p)
+		r.pos += int64(n)
 		if n > 0 || err != io.EOF {
 			return n, err
 		}
 		select {
 		case <-r.done:
 			// xl has exited: what the file holds now is all there is.
-			return r.f.Read(p)
+			n, err := r.f.Read(p)
+			r.pos += int64(n)
+			return n, err
 		case <-time.After(2 * time.Millisecond):
 		}
+	}
+}
+
+// Skip passes over n octets once the file has them (a stream.Skipper:
+// the verifier skips the pages it does not look at), or up to its end
+// once xl has exited.
+func (r *followReader) Skip(n int64) (int64, error) {
+	for {
+		if r.closed.Load() {
+			return 0, errClosed
+		}
+		exited := false
+		select {
+		case <-r.done:
+			exited = true
+		default:
+		}
+		fi, err := r.f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		to := r.pos + n
+		if fi.Size() < to {
+			if !exited {
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
+			to = max(fi.Size(), r.pos)
+		}
+		if _, err := r.f.Seek(to, io.SeekStart); err != nil {
+			return 0, err
+		}
+		k := to - r.pos
+		r.pos = to
+		return k, nil
 	}
 }
 
@@ -133,6 +174,19 @@ func (r *followReader) Close() error {
 
 // Read reads the stream xl writes.
 func (s *Saving) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Skip passes over n octets of the stream without reading them, where
+// xl writes a file; elsewhere it reads them.
+func (s *Saving) Skip(n int64) (int64, error) {
+	if sk, ok := s.r.(stream.Skipper); ok {
+		return sk.Skip(n)
+	}
+	k, err := io.CopyN(io.Discard, s.r, n)
+	if err == io.EOF {
+		err = nil // short: the caller's io.ErrUnexpectedEOF
+	}
+	return k, err
+}
 
 func (s *Saving) op() string { return "xl save " + s.name }
 

@@ -6,6 +6,8 @@
 //	              ──► sniff.Walker (verify) ──► rewrite ──► stdout / -o
 //	xrestore: any stream ──► sniff.Walker (verify) ──► xlWriter
 //	              ──pipe──► xl restore -p /proc/self/fd/3
+//	          a file xl reads as it is: sniff.Walker (verify, pages
+//	              skipped), then xl restore /proc/self/fd/3 on the file
 //
 // xl reads and writes the stream on a pipe passed as its file descriptor
 // 3, so that nothing it prints can mix into the stream; what it prints on
@@ -35,9 +37,10 @@
 //     unpaused once the old one has gone.
 //
 // Every xl command costs a process start and a libxl context, dear under
-// emulation: a save runs `xl save` and `xl destroy`, a restore `xl list`
-// and `xl restore` (and `xl rename`, `xl unpause` beside a running
-// namesake), nothing more.
+// emulation: a save runs `xl save` and `xl destroy`, a restore `xl
+// restore` (and `xl rename`, `xl unpause` beside a running namesake),
+// nothing more; the names of the domains come from xenstored's socket
+// (xl list when it does not answer).
 package xen
 
 import (
@@ -80,6 +83,10 @@ type Host struct {
 	// NameTimeout bounds the wait, at the end of a restore, for an older
 	// domain of the same name to go away (default 30 s).
 	NameTimeout time.Duration
+	// Xenstore are the sockets of xenstored to read the domains' names
+	// from, instead of running `xl list`; when none answers, or with
+	// none given, xl list is asked.
+	Xenstore []string
 }
 
 // ProcCapabilities is the file whose "control_d" marks a Xen control
@@ -106,7 +113,7 @@ func New() (*Host, error) {
 	if err != nil {
 		return nil, ErrNoToolstack
 	}
-	return &Host{XL: p}, nil
+	return &Host{XL: p, Xenstore: XenstoreSockets}, nil
 }
 
 // Tracef writes a Trace line.
@@ -373,10 +380,33 @@ func (h *Host) Lookup(ctx context.Context, name string) (Domain, error) {
 // noSuchDomain matches what xl says of a domain it does not have.
 var noSuchDomain = regexp.MustCompile(`(?i)not exist|invalid domain identifier|no such domain`)
 
-// names returns the names of the host's domains: one `xl list`, much
-// cheaper than a look-up by name (which lists every domain's name from
-// xenstore).
+// names returns the names of the host's domains: from xenstore when it
+// answers, else with one `xl list`, much cheaper than a look-up by name
+// (which lists every domain's name from xenstore).
 func (h *Host) names(ctx context.Context) (map[string]bool, error) {
+	if names, err := h.xenstoreNames(); err == nil {
+		return names, nil
+	}
+	return h.xlNames(ctx)
+}
+
+// xenstoreNames returns the names of the host's domains from xenstore,
+// or an error when there is none to ask or it does not answer.
+func (h *Host) xenstoreNames() (map[string]bool, error) {
+	if len(h.Xenstore) == 0 {
+		return nil, errors.New("xen: no xenstore to ask")
+	}
+	names, err := xenstoreNames(h.Xenstore)
+	if err != nil {
+		h.Tracef("xenstore: %v; asking xl list", err)
+		return nil, err
+	}
+	h.Tracef("xenstore: %d domain names", len(names))
+	return names, nil
+}
+
+// xlNames returns the names of the host's domains as xl list has them.
+func (h *Host) xlNames(ctx context.Context) (map[string]bool, error) {
 	out, err := h.run(ctx, "list")
 	if err != nil {
 		return nil, err
