@@ -85,21 +85,32 @@ func (h *Host) startRestore(paused bool) (*restoring, error) {
 		return nil, err
 	}
 	growPipe(w)
+	rs, err := h.startXLRestore(paused, r, "")
+	r.Close()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	rs.w = w
+	return rs, nil
+}
+
+// startXLRestore starts `xl restore` reading in as its fd 3 (xl opens
+// /proc/self/fd/3 anew: a file from its start, or a pipe); what, if not
+// empty, says in the trace what in is.
+func (h *Host) startXLRestore(paused bool, in *os.File, what string) (*restoring, error) {
 	log := &outputLog{tee: h.Log}
 	args := []string{"restore", "/proc/self/fd/3"}
 	if paused {
 		args = []string{"restore", "-p", "/proc/self/fd/3"}
 	}
 	cmd := h.command(log, args...)
-	cmd.ExtraFiles = []*os.File{r}
+	cmd.ExtraFiles = []*os.File{in}
 	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
 		return nil, &Error{Op: "xl restore", Err: err}
 	}
-	r.Close()
-	h.Tracef("%s started", strings.Join(args, " "))
-	rs := &restoring{h: h, cmd: cmd, w: w, log: log, done: make(chan struct{})}
+	h.Tracef("%s started%s", strings.Join(args, " "), what)
+	rs := &restoring{h: h, cmd: cmd, log: log, done: make(chan struct{})}
 	go func() {
 		rs.waitErr = cmd.Wait()
 		h.Tracef("xl restore exited: %v", rs.waitErr)

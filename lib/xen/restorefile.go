@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/xstream/xstream/lib/libxl"
@@ -173,22 +172,5 @@ func asXLReadsIt(it *sniff.Item) (bool, error) {
 // startRestoreFile starts `xl restore` reading f (from its start: xl
 // opens /proc/self/fd/3 anew).
 func (h *Host) startRestoreFile(paused bool, f *os.File) (*restoring, error) {
-	log := &outputLog{tee: h.Log}
-	args := []string{"restore", "/proc/self/fd/3"}
-	if paused {
-		args = []string{"restore", "-p", "/proc/self/fd/3"}
-	}
-	cmd := h.command(log, args...)
-	cmd.ExtraFiles = []*os.File{f}
-	if err := cmd.Start(); err != nil {
-		return nil, &Error{Op: "xl restore", Err: err}
-	}
-	h.Tracef("%s started on the file", strings.Join(args, " "))
-	rs := &restoring{h: h, cmd: cmd, log: log, done: make(chan struct{})}
-	go func() {
-		rs.waitErr = cmd.Wait()
-		h.Tracef("xl restore exited: %v", rs.waitErr)
-		close(rs.done)
-	}()
-	return rs, nil
+	return h.startXLRestore(paused, f, " on the file")
 }
