@@ -124,6 +124,30 @@ func spillStreams(t testing.TB) map[string][]byte {
 	}
 }
 
+// feed returns a Digester given every item of the stream in, walked
+// with opts; the caller closes it.
+func feed(t *testing.T, in []byte, opts *sniff.Options) *digest.Digester {
+	t.Helper()
+	wk, err := sniff.NewWalker(bytes.NewReader(in), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.New()
+	for {
+		it, err := wk.Next()
+		if err == io.EOF {
+			return d
+		}
+		if err == nil {
+			err = d.Add(it)
+		}
+		if err != nil {
+			d.Close()
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestSpill: with a cache of one or two chunks, every stream gives the
 // digest and page count it gives with the normal cache.
 func TestSpill(t *testing.T) {
@@ -132,24 +156,8 @@ func TestSpill(t *testing.T) {
 		pages int
 	}
 	run := func(in []byte) result {
-		wk, err := sniff.NewWalker(bytes.NewReader(in), &sniff.Options{Verify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := digest.New()
+		d := feed(t, in, &sniff.Options{Verify: true})
 		defer d.Close()
-		for {
-			it, err := wk.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Add(it); err != nil {
-				t.Fatal(err)
-			}
-		}
 		s, err := d.Sum()
 		if err != nil {
 			t.Fatal(err)
@@ -190,24 +198,8 @@ func TestScatteredMemory(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	wk, err := sniff.NewWalker(bytes.NewReader(in), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := digest.New()
+	d := feed(t, in, nil)
 	defer d.Close()
-	for {
-		it, err := wk.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Add(it); err != nil {
-			t.Fatal(err)
-		}
-	}
 	sum, err := d.Sum()
 	if err != nil {
 		t.Fatal(err)
