@@ -140,8 +140,10 @@ func TestSaveDestroysOnlyAtCommit(t *testing.T) {
 	}
 }
 
-// To a file: xl writes it, and the Saving follows it as it grows.
-func TestSaveToFile(t *testing.T) {
+// slowSaveToFile starts saving "vm" of a fake xl that writes a 1024-page
+// stream (returned) slowly into a file (named).
+func slowSaveToFile(t *testing.T) (*fake, *Saving, []byte, string) {
+	t.Helper()
 	f := newFake(t)
 	f.addDomain("vm", 3, "-b----")
 	src := genStream(t, gen.Options{Pages: 1024, Name: "vm"})
@@ -153,6 +155,12 @@ func TestSaveToFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, sv, src, file
+}
+
+// To a file: xl writes it, and the Saving follows it as it grows.
+func TestSaveToFile(t *testing.T) {
+	f, sv, src, file := slowSaveToFile(t)
 	var got bytes.Buffer
 	if _, err := rewrite.Copy(&got, sv, &sniff.Options{Verify: true}, nil); err != nil {
 		t.Fatal(sv.Abort(err))
@@ -564,17 +572,7 @@ func TestErrorMessage(t *testing.T) {
 // To a file, the verifier passes over the pages in the file as xl
 // writes it, waiting for them where xl has not got so far.
 func TestSaveToFileSkipping(t *testing.T) {
-	f := newFake(t)
-	f.addDomain("vm", 3, "-b----")
-	src := genStream(t, gen.Options{Pages: 1024, Name: "vm"})
-	f.write("save.stream", src)
-	f.write("save.slow", nil)
-	file := filepath.Join(t.TempDir(), "vm.xl")
-	os.WriteFile(file, nil, 0o600)
-	sv, err := f.host.Save(context.Background(), "vm", SaveOptions{File: file})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sv, src, _ := slowSaveToFile(t)
 	wk, err := sniff.NewWalker(sv, &sniff.Options{Verify: true, SkipPageData: true, NoChecksums: true})
 	if err != nil {
 		t.Fatal(sv.Abort(err))
