@@ -16,18 +16,16 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/xstream/xstream/internal/benchutil"
 	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/internal/gen"
 	"github.com/xstream/xstream/lib/stream"
@@ -45,7 +43,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.size, "size", "1GiB", "guest memory of the generated domain (the stream is a little larger)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the stream and binaries")
-	flag.StringVar(&o.bin, "bin", "", "directory with xstream-cat (default: build it into the temporary directory)")
+	flag.StringVar(&o.bin, "bin", "", "directory with the commands (default: build them into the temporary directory)")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each pipeline; the best counts")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary directory (default: $TMPDIR)")
 	flag.Parse()
@@ -80,29 +78,12 @@ func run(o options, out io.Writer) error {
 	if o.runs < 1 {
 		return fmt.Errorf("-runs %d: want at least 1", o.runs)
 	}
-	tmp, err := os.MkdirTemp(o.dir, "xstream-bench-")
+	ws, err := benchutil.NewWorkspace(o.dir, "xstream-bench-", o.bin, o.keep, out)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintf(out, "keeping %s\n", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-
-	bin := o.bin
-	if bin == "" {
-		bin = filepath.Join(tmp, "bin")
-		build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/xstream-cat")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building xstream-cat (run from the module root): %w", err)
-		}
-	}
-	xcat, err := filepath.Abs(filepath.Join(bin, "xstream-cat"))
-	if err != nil {
-		return err
-	}
+	defer ws.Close()
+	tmp, xcat := ws.Dir, ws.Cmd("xstream-cat")[0]
 	if _, err := os.Stat(xcat); err != nil {
 		return err
 	}
@@ -209,57 +190,22 @@ type result struct {
 }
 
 // pipe runs `cat file | consumer`, the consumer being `cat` writing to
-// /dev/null when args is nil, and times it from the start of the first
-// process to the end of the second.
+// /dev/null when args is nil.
 func pipe(file string, args []string) (result, error) {
-	var res result
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return res, err
-	}
-	src := exec.Command("cat", file)
-	src.Stdout = pw
-	var dst *exec.Cmd
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	w := io.Writer(&stdout)
 	if args == nil {
 		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		if err != nil {
-			return res, err
+			return result{}, err
 		}
 		defer devnull.Close()
-		dst = exec.Command("cat")
-		dst.Stdout = devnull
-	} else {
-		dst = exec.Command(args[0], args[1:]...)
-		dst.Stdout = &stdout
+		w, args = devnull, []string{"cat"}
 	}
-	dst.Stdin, dst.Stderr = pr, &stderr
-
-	start := time.Now()
-	if err := src.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return res, err
+	r, err := benchutil.Pipeline(nil, w, []string{"cat", file}, args)
+	if err != nil {
+		return result{}, err
 	}
-	if err := dst.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		src.Wait()
-		return res, err
-	}
-	// The children hold their own copies of the pipe's ends.
-	pr.Close()
-	pw.Close()
-	srcErr := src.Wait()
-	dstErr := dst.Wait()
-	res.wall = time.Since(start)
-	if err := errors.Join(srcErr, dstErr); err != nil {
-		return res, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	if ru, ok := dst.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.maxRSS = ru.Maxrss << 10 // KiB on Linux
-	}
-	res.cpu = dst.ProcessState.UserTime() + dst.ProcessState.SystemTime()
-	res.stdout = stdout.String()
-	return res, nil
+	c := r.Stages[1]
+	return result{wall: r.Wall, cpu: c.CPU, maxRSS: c.RSS, stdout: stdout.String()}, nil
 }

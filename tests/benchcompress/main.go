@@ -20,19 +20,16 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/xstream/xstream/internal/benchutil"
 	"github.com/xstream/xstream/internal/cmdutil"
 )
 
@@ -63,109 +60,6 @@ func main() {
 	}
 }
 
-// stage is one process of a pipeline and what it used.
-type stage struct {
-	args []string
-	rss  int64
-	cpu  time.Duration
-}
-
-type result struct {
-	wall   time.Duration
-	out    int64 // octets out of the last stage
-	stages []stage
-}
-
-// pipeline runs the commands connected by pipes, the last one's output
-// counted and dropped, and measures the wall time and each process's
-// rusage.
-func pipeline(env []string, cmds ...[]string) (result, error) {
-	res := result{}
-	var procs []*exec.Cmd
-	var errs []*bytes.Buffer
-	var closers []*os.File
-	var prev *os.File
-	for _, args := range cmds {
-		c := exec.Command(args[0], args[1:]...)
-		c.Env = env
-		var eb bytes.Buffer
-		c.Stderr = &eb
-		if prev != nil {
-			c.Stdin = prev
-		}
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			return res, err
-		}
-		c.Stdout = pw
-		closers = append(closers, pw, pr)
-		procs = append(procs, c)
-		errs = append(errs, &eb)
-		prev = pr
-	}
-	counted := make(chan int64)
-	start := time.Now()
-	go func() {
-		n, _ := io.Copy(io.Discard, prev)
-		counted <- n
-	}()
-	for _, c := range procs {
-		if err := c.Start(); err != nil {
-			return res, err
-		}
-	}
-	// Our copies of the pipe ends, except the one the counter reads.
-	for _, f := range closers {
-		if f != prev {
-			f.Close()
-		}
-	}
-	var werr error
-	for i, c := range procs {
-		if err := c.Wait(); err != nil {
-			werr = errors.Join(werr, fmt.Errorf("%s: %w: %s", strings.Join(cmds[i], " "), err, errs[i].String()))
-		}
-	}
-	res.out = <-counted
-	res.wall = time.Since(start)
-	prev.Close()
-	if werr != nil {
-		return res, werr
-	}
-	for i, c := range procs {
-		s := stage{args: cmds[i], cpu: c.ProcessState.UserTime() + c.ProcessState.SystemTime()}
-		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			s.rss = ru.Maxrss << 10
-		}
-		res.stages = append(res.stages, s)
-	}
-	return res, nil
-}
-
-// best runs f runs times and keeps the fastest run, and the largest peak
-// RSS of each stage over all runs.
-func best(runs int, f func() (result, error)) (result, error) {
-	var b result
-	for i := 0; i < runs; i++ {
-		r, err := f()
-		if err != nil {
-			return r, err
-		}
-		if i == 0 || r.wall < b.wall {
-			rss := b.stages
-			b = r
-			for j := range rss {
-				b.stages[j].rss = max(b.stages[j].rss, rss[j].rss)
-			}
-		} else {
-			for j := range r.stages {
-				b.stages[j].rss = max(b.stages[j].rss, r.stages[j].rss)
-			}
-		}
-	}
-	return b, nil
-}
-
 func run(o options) error {
 	size, err := cmdutil.ParseSize(o.size)
 	if err != nil {
@@ -176,34 +70,14 @@ func run(o options) error {
 			return fmt.Errorf("%s is not installed (apt-get install %s)", tool, tool)
 		}
 	}
-	tmp, err := os.MkdirTemp(o.dir, "xstream-benchcompress-")
+	ws, err := benchutil.NewWorkspace(o.dir, "xstream-benchcompress-", o.bin, o.keep, os.Stdout)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Println("keeping", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	bin := o.bin
-	if bin == "" {
-		bin = filepath.Join(tmp, "bin")
-		build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/...")
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build: %v\n%s", err, out)
-		}
-	}
-	bin, _ = filepath.Abs(bin)
-	cmd := func(name string, args ...string) []string { return append([]string{filepath.Join(bin, name)}, args...) }
-	env := append(os.Environ(), "XSTREAM_STORE="+filepath.Join(tmp, "store"))
-	sh := func(args ...string) error {
-		c := exec.Command(args[0], args[1:]...)
-		c.Env = env
-		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
+	defer ws.Close()
+	cmd := ws.Cmd
+	env := append(os.Environ(), "XSTREAM_STORE="+filepath.Join(ws.Dir, "store"))
+	sh := func(args ...string) error { return benchutil.Run(env, args...) }
 
 	t0 := time.Now()
 	if err := sh(cmd("xdomain", "create", "a", "--memory", o.size, "--vcpus", "2")...); err != nil {
@@ -215,11 +89,11 @@ func run(o options) error {
 		fmt.Printf("load:     %s", la)
 	}
 	xsave := cmd("xsave", "-q", "a")
-	ref, err := best(o.runs, func() (result, error) { return pipeline(env, xsave) })
+	ref, err := benchutil.Best(o.runs, func() (benchutil.Result, error) { return benchutil.Pipeline(env, nil, xsave) })
 	if err != nil {
 		return err
 	}
-	streamSize := ref.out
+	streamSize := ref.Out
 	mib := func(d time.Duration) float64 { return float64(streamSize) / (1 << 20) / d.Seconds() }
 
 	misses := 0
@@ -230,7 +104,7 @@ func run(o options) error {
 		misses++
 		return "MISS"
 	}
-	fmt.Printf("stream:   %s (xsave a | the benchmark: %.2fs, %.0f MiB/s)\n", cmdutil.Size(streamSize), ref.wall.Seconds(), mib(ref.wall))
+	fmt.Printf("stream:   %s (xsave a | the benchmark: %.2fs, %.0f MiB/s)\n", cmdutil.Size(streamSize), ref.Wall.Seconds(), mib(ref.Wall))
 
 	// Compression against the tools, on the same bytes from xsave.
 	fmt.Printf("\n%-36s %8s %9s %12s %7s %10s %9s\n", "compression", "time", "MiB/s", "output", "ratio", "peak RSS", "CPU")
@@ -242,33 +116,33 @@ func run(o options) error {
 		{"zstd", cmd("xstream-compress"), []string{"zstd", "-q", "-1", "-T0"}},
 		{"lz4", cmd("xstream-compress", "--lz4"), []string{"lz4", "-q", "-1"}},
 	} {
-		ours, err := best(o.runs, func() (result, error) { return pipeline(env, xsave, p.ours) })
+		ours, err := benchutil.Best(o.runs, func() (benchutil.Result, error) { return benchutil.Pipeline(env, nil, xsave, p.ours) })
 		if err != nil {
 			return err
 		}
-		their, err := best(o.runs, func() (result, error) { return pipeline(env, xsave, p.their) })
+		their, err := benchutil.Best(o.runs, func() (benchutil.Result, error) { return benchutil.Pipeline(env, nil, xsave, p.their) })
 		if err != nil {
 			return err
 		}
-		for _, r := range []result{ours, their} {
-			name := "xsave a | " + strings.Join(append([]string{filepath.Base(r.stages[1].args[0])}, r.stages[1].args[1:]...), " ")
-			fmt.Printf("%-36s %7.2fs %9.0f %12s %7.3f %10s %8.2fs\n", name, r.wall.Seconds(), mib(r.wall), cmdutil.Size(r.out),
-				float64(r.out)/float64(streamSize), cmdutil.Size(r.stages[1].rss), r.stages[1].cpu.Seconds())
+		for _, r := range []benchutil.Result{ours, their} {
+			name := "xsave a | " + strings.Join(append([]string{filepath.Base(r.Stages[1].Args[0])}, r.Stages[1].Args[1:]...), " ")
+			fmt.Printf("%-36s %7.2fs %9.0f %12s %7.3f %10s %8.2fs\n", name, r.Wall.Seconds(), mib(r.Wall), cmdutil.Size(r.Out),
+				float64(r.Out)/float64(streamSize), cmdutil.Size(r.Stages[1].RSS), r.Stages[1].CPU.Seconds())
 		}
-		speed := their.wall.Seconds() / ours.wall.Seconds()
-		sizeRatio := float64(ours.out) / float64(their.out)
+		speed := their.Wall.Seconds() / ours.Wall.Seconds()
+		sizeRatio := float64(ours.Out) / float64(their.Out)
 		fmt.Printf("  ours/theirs: speed %.2f, size %.3f", speed, sizeRatio)
 		if p.name == "zstd" {
 			fmt.Printf("   (targets: speed >= %.1f %s, size <= %.2f %s)", speedTarget, mark(speed >= speedTarget), sizeTarget, mark(sizeRatio <= sizeTarget))
 		}
-		fmt.Printf("   peak RSS < %d MiB: %s\n", rssTarget>>20, mark(ours.stages[1].rss < rssTarget))
+		fmt.Printf("   peak RSS < %d MiB: %s\n", rssTarget>>20, mark(ours.Stages[1].RSS < rssTarget))
 	}
 
 	// Whole pipelines into a restore; each restore's domain is destroyed
 	// after it is timed.
-	restore := func(cmds ...[]string) (result, error) {
-		return best(o.runs, func() (result, error) {
-			r, err := pipeline(env, cmds...)
+	restore := func(cmds ...[]string) (benchutil.Result, error) {
+		return benchutil.Best(o.runs, func() (benchutil.Result, error) {
+			r, err := benchutil.Pipeline(env, nil, cmds...)
 			if err == nil {
 				err = sh(cmd("xdomain", "destroy", "b")...)
 			}
@@ -297,13 +171,13 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("\n%-66s %8s %9s %7s %8s\n", "save and restore", "time", "MiB/s", "ratio", "target")
-	line := func(name string, r result, target float64) {
-		ratio := plain.wall.Seconds() / r.wall.Seconds()
+	line := func(name string, r benchutil.Result, target float64) {
+		ratio := plain.Wall.Seconds() / r.Wall.Seconds()
 		t := "-"
 		if target > 0 {
 			t = fmt.Sprintf("%.1f %s", target, mark(ratio >= target))
 		}
-		fmt.Printf("%-66s %7.2fs %9.0f %7.2f %8s\n", name, r.wall.Seconds(), mib(r.wall), ratio, t)
+		fmt.Printf("%-66s %7.2fs %9.0f %7.2f %8s\n", name, r.Wall.Seconds(), mib(r.Wall), ratio, t)
 	}
 	line("xsave a | xrestore --name b", plain, 0)
 	line("xsave a | xstream-compress | xstream-compress -d | xrestore", filters, pipelineTarget)
@@ -312,14 +186,14 @@ func run(o options) error {
 	line("xsave a | zstd -1 -T0 | zstd -d | xrestore --name b (the tools)", tools, 0)
 
 	fmt.Printf("\npeak RSS and CPU of each process (target < %d MiB in the compressed pipelines):\n", rssTarget>>20)
-	for i, r := range []result{plain, filters, inside, lz} {
-		for _, s := range r.stages {
-			name := filepath.Base(s.args[0]) + " " + strings.Join(s.args[1:], " ")
+	for i, r := range []benchutil.Result{plain, filters, inside, lz} {
+		for _, s := range r.Stages {
+			name := filepath.Base(s.Args[0]) + " " + strings.Join(s.Args[1:], " ")
 			m := "-"
 			if i > 0 {
-				m = mark(s.rss < rssTarget)
+				m = mark(s.RSS < rssTarget)
 			}
-			fmt.Printf("  %-40s %10s  CPU %6.2fs  %s\n", name, cmdutil.Size(s.rss), s.cpu.Seconds(), m)
+			fmt.Printf("  %-40s %10s  CPU %6.2fs  %s\n", name, cmdutil.Size(s.RSS), s.CPU.Seconds(), m)
 		}
 		fmt.Println()
 	}

@@ -12,18 +12,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/xstream/xstream/internal/benchutil"
 	"github.com/xstream/xstream/internal/cmdutil"
 )
 
@@ -54,65 +50,6 @@ func main() {
 	}
 }
 
-type result struct {
-	wall       time.Duration
-	rss        [2]int64 // peak RSS of producer and consumer
-	cpu        [2]time.Duration
-	bytesMoved int64
-}
-
-// pipeline runs producer | consumer with the given environment and
-// measures the wall time and each side's rusage.
-func pipeline(env []string, producer, consumer []string, stdout *os.File) (result, error) {
-	var res result
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return res, err
-	}
-	p := exec.Command(producer[0], producer[1:]...)
-	c := exec.Command(consumer[0], consumer[1:]...)
-	var perr, cerr bytes.Buffer
-	p.Env, c.Env = env, env
-	p.Stdout, p.Stderr = pw, &perr
-	c.Stdin, c.Stdout, c.Stderr = pr, stdout, &cerr
-	start := time.Now()
-	if err := p.Start(); err != nil {
-		return res, err
-	}
-	if err := c.Start(); err != nil {
-		p.Process.Kill()
-		return res, err
-	}
-	pr.Close()
-	pw.Close()
-	e1, e2 := p.Wait(), c.Wait()
-	res.wall = time.Since(start)
-	if err := errors.Join(e1, e2); err != nil {
-		return res, fmt.Errorf("%s | %s: %w: %s %s", producer[0], consumer[0], err, perr.String(), cerr.String())
-	}
-	for i, ps := range []*os.ProcessState{p.ProcessState, c.ProcessState} {
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			res.rss[i] = ru.Maxrss << 10
-		}
-		res.cpu[i] = ps.UserTime() + ps.SystemTime()
-	}
-	return res, nil
-}
-
-func best(runs int, f func() (result, error)) (result, error) {
-	var b result
-	for i := 0; i < runs; i++ {
-		r, err := f()
-		if err != nil {
-			return r, err
-		}
-		if i == 0 || r.wall < b.wall {
-			b = r
-		}
-	}
-	return b, nil
-}
-
 func run(o options) error {
 	size, err := cmdutil.ParseSize(o.size)
 	if err != nil {
@@ -122,34 +59,14 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(o.dir, "xstream-benchstore-")
+	ws, err := benchutil.NewWorkspace(o.dir, "xstream-benchstore-", o.bin, o.keep, os.Stdout)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Println("keeping", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	bin := o.bin
-	if bin == "" {
-		bin = filepath.Join(tmp, "bin")
-		build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/...")
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build: %v\n%s", err, out)
-		}
-	}
-	bin, _ = filepath.Abs(bin)
-	cmd := func(name string, args ...string) []string { return append([]string{filepath.Join(bin, name)}, args...) }
+	defer ws.Close()
+	cmd, tmp := ws.Cmd, ws.Dir
 	env := append(os.Environ(), "XSTREAM_STORE="+filepath.Join(tmp, "store"))
-	sh := func(args ...string) error {
-		c := exec.Command(args[0], args[1:]...)
-		c.Env = env
-		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
+	sh := func(args ...string) error { return benchutil.Run(env, args...) }
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -172,25 +89,29 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := pipeline(env, cmd("xsave", "-q", "a"), []string{"cat"}, f); err != nil {
+	if _, err := benchutil.Pipeline(env, f, cmd("xsave", "-q", "a"), []string{"cat"}); err != nil {
 		return err
 	}
 	f.Close()
 	st, _ := os.Stat(streamFile)
 
-	ref, err := best(o.runs, func() (result, error) { return pipeline(env, []string{"cat", memfile}, []string{"cat"}, devnull) })
+	ref, err := benchutil.Best(o.runs, func() (benchutil.Result, error) {
+		return benchutil.Pipeline(env, devnull, []string{"cat", memfile}, []string{"cat"})
+	})
 	if err != nil {
 		return err
 	}
-	sv, err := best(o.runs, func() (result, error) { return pipeline(env, cmd("xsave", "-q", "a"), []string{"cat"}, devnull) })
+	sv, err := benchutil.Best(o.runs, func() (benchutil.Result, error) {
+		return benchutil.Pipeline(env, devnull, cmd("xsave", "-q", "a"), []string{"cat"})
+	})
 	if err != nil {
 		return err
 	}
 	// Each restore makes a new domain, removed after it is timed: deleting
 	// a replaced domain's files is the file system's work, not the
 	// restore's.
-	rs, err := best(o.runs, func() (result, error) {
-		r, err := pipeline(env, []string{"cat", streamFile}, cmd("xrestore", "-q", "--name", "b"), devnull)
+	rs, err := benchutil.Best(o.runs, func() (benchutil.Result, error) {
+		r, err := benchutil.Pipeline(env, devnull, []string{"cat", streamFile}, cmd("xrestore", "-q", "--name", "b"))
 		if err == nil {
 			err = sh(cmd("xdomain", "destroy", "b")...)
 		}
@@ -202,9 +123,9 @@ func run(o options) error {
 	// The same octets written to a file on the same disk and synced: what
 	// any store on this disk must pay.
 	copyFile := filepath.Join(tmp, "copy")
-	cp, err := best(o.runs, func() (result, error) {
+	cp, err := benchutil.Best(o.runs, func() (benchutil.Result, error) {
 		defer os.Remove(copyFile)
-		return pipeline(env, []string{"cat", streamFile}, []string{"dd", "of=" + copyFile, "bs=4M", "conv=fsync", "status=none"}, devnull)
+		return benchutil.Pipeline(env, devnull, []string{"cat", streamFile}, []string{"dd", "of=" + copyFile, "bs=4M", "conv=fsync", "status=none"})
 	})
 	if err != nil {
 		return err
@@ -219,14 +140,14 @@ func run(o options) error {
 	}
 	mib := func(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 	fmt.Printf("\n%-34s %8s %9s %7s %9s %10s\n", "pipeline", "time", "MiB/s", "ratio", "target", "peak RSS")
-	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat MEMFILE | cat >/dev/null", ref.wall.Seconds(), mib(size, ref.wall), 1.0, "-", "-")
-	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "xsave a | cat >/dev/null", sv.wall.Seconds(), mib(size, sv.wall), ref.wall.Seconds()/sv.wall.Seconds(),
-		check(ref.wall.Seconds()/sv.wall.Seconds(), saveTarget), cmdutil.Size(sv.rss[0]))
-	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat STREAM | xrestore --name b", rs.wall.Seconds(), mib(size, rs.wall), ref.wall.Seconds()/rs.wall.Seconds(),
-		check(ref.wall.Seconds()/rs.wall.Seconds(), restoreTarget), cmdutil.Size(rs.rss[1]))
-	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat STREAM | dd conv=fsync (disk)", cp.wall.Seconds(), mib(size, cp.wall), ref.wall.Seconds()/cp.wall.Seconds(), "-", "-")
-	fmt.Printf("(stream %s; throughput counts guest memory; xsave CPU %.2fs, xrestore CPU %.2fs;\n", cmdutil.Size(st.Size()), sv.cpu[0].Seconds(), rs.cpu[1].Seconds())
-	fmt.Printf(" xrestore against writing the stream to this disk: %.2f)\n", cp.wall.Seconds()/rs.wall.Seconds())
+	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat MEMFILE | cat >/dev/null", ref.Wall.Seconds(), mib(size, ref.Wall), 1.0, "-", "-")
+	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "xsave a | cat >/dev/null", sv.Wall.Seconds(), mib(size, sv.Wall), ref.Wall.Seconds()/sv.Wall.Seconds(),
+		check(ref.Wall.Seconds()/sv.Wall.Seconds(), saveTarget), cmdutil.Size(sv.Stages[0].RSS))
+	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat STREAM | xrestore --name b", rs.Wall.Seconds(), mib(size, rs.Wall), ref.Wall.Seconds()/rs.Wall.Seconds(),
+		check(ref.Wall.Seconds()/rs.Wall.Seconds(), restoreTarget), cmdutil.Size(rs.Stages[1].RSS))
+	fmt.Printf("%-34s %7.2fs %9.0f %7.2f %9s %10s\n", "cat STREAM | dd conv=fsync (disk)", cp.Wall.Seconds(), mib(size, cp.Wall), ref.Wall.Seconds()/cp.Wall.Seconds(), "-", "-")
+	fmt.Printf("(stream %s; throughput counts guest memory; xsave CPU %.2fs, xrestore CPU %.2fs;\n", cmdutil.Size(st.Size()), sv.Stages[0].CPU.Seconds(), rs.Stages[1].CPU.Seconds())
+	fmt.Printf(" xrestore against writing the stream to this disk: %.2f)\n", cp.Wall.Seconds()/rs.Wall.Seconds())
 
 	if rssSize > 0 {
 		t0 = time.Now()
@@ -234,19 +155,19 @@ func run(o options) error {
 			return err
 		}
 		fmt.Printf("\npeak RSS for a %s domain (created in %.1fs):\n", cmdutil.Size(rssSize), time.Since(t0).Seconds())
-		r, err := pipeline(env, cmd("xsave", "-q", "big"), cmd("xrestore", "-q", "--name", "big2"), devnull)
+		r, err := benchutil.Pipeline(env, devnull, cmd("xsave", "-q", "big"), cmd("xrestore", "-q", "--name", "big2"))
 		if err != nil {
 			return err
 		}
 		for i, name := range []string{"xsave big", "xrestore --name big2"} {
 			mark := "ok"
-			if r.rss[i] >= rssTarget {
+			if r.Stages[i].RSS >= rssTarget {
 				mark = "MISS"
 				misses++
 			}
-			fmt.Printf("  %-22s %10s  (target < %d MiB: %s)\n", name, cmdutil.Size(r.rss[i]), rssTarget>>20, mark)
+			fmt.Printf("  %-22s %10s  (target < %d MiB: %s)\n", name, cmdutil.Size(r.Stages[i].RSS), rssTarget>>20, mark)
 		}
-		fmt.Printf("  xsave big | xrestore: %.2fs, %.0f MiB/s of guest memory\n", r.wall.Seconds(), mib(rssSize, r.wall))
+		fmt.Printf("  xsave big | xrestore: %.2fs, %.0f MiB/s of guest memory\n", r.Wall.Seconds(), mib(rssSize, r.Wall))
 	}
 	if misses > 0 {
 		fmt.Printf("\nMISS: %d target(s) missed\n", misses)
