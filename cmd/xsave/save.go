@@ -185,8 +185,8 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		bw = bufio.NewWriterSize(sink, 64<<10)
 		w = bw
 	}
-	// xl's own stream has no CHECKSUM records: no CRC of it all (dear
-	// where the CPU has no CRC32C instruction, as under emulation).
+	// xl's own stream has no CHECKSUM records, and one would be a
+	// stream that is not what xl writes.
 	walk := &sniff.Options{Verify: true, NoChecksums: true}
 	if direct {
 		// xl writes the file; it is checked once xl is done, and only

@@ -116,11 +116,11 @@ type Options struct {
 	// SkipPageData skips the pages of PAGE_DATA records (see
 	// stream.Options): for consumers of the structure, not the memory.
 	SkipPageData bool
-	// NoChecksums is for input known to carry no CHECKSUM records (a
-	// toolstack's own stream, or a first look that falls back to a full
-	// walk): its octets are not hashed for them, which saves a CRC over
-	// the whole stream and lets SkipPageData seek past the pages of a
-	// file, and a CHECKSUM record fails the walk with ErrChecksumRecord.
+	// NoChecksums is for input that must carry no CHECKSUM records (a
+	// toolstack's own stream, or a file to be handed to xl as it is,
+	// which does not take them): a CHECKSUM record fails the walk with
+	// ErrChecksumRecord. (Without it, a stream whose first libxc record
+	// is not a CHECKSUM record is not hashed past that record either.)
 	NoChecksums bool
 }
 
