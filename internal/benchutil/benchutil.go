@@ -170,7 +170,7 @@ func Pipeline(env []string, stdout io.Writer, cmds ...[]string) (Result, error) 
 	for i, c := range procs {
 		s := Stage{Args: cmds[i], CPU: c.ProcessState.UserTime() + c.ProcessState.SystemTime()}
 		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			s.RSS = ru.Maxrss << 10 // KiB on Linux
+			s.RSS = int64(ru.Maxrss) << 10 // KiB on Linux
 		}
 		res.Stages = append(res.Stages, s)
 	}
