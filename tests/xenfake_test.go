@@ -152,6 +152,28 @@ func TestXenFailures(t *testing.T) {
 			t.Fatalf("xl calls:\n%s", calls)
 		}
 	})
+	// To standard output the stream is checked on its way (its pages
+	// spliced, not read): out as xl wrote it, into a file or a pipe; a
+	// bad one fails before the domain is destroyed.
+	t.Run("stdout", func(t *testing.T) {
+		good, _ := os.ReadFile(stream)
+		os.WriteFile(stream, good[:len(good)-5000], 0o644)
+		r := sh(t, "xsave gen-pv > /dev/null")
+		os.WriteFile(stream, good, 0o644)
+		oneLine(t, r, 3, "xsave: saving gen-pv: ")
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after a bad stream", st)
+		}
+		out := filepath.Join(t.TempDir(), "vm.xl")
+		for _, cmd := range []string{"xsave -q gen-pv > " + out, "xsave -q gen-pv | cat > " + out} {
+			fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+			mustSh(t, cmd+" && cmp "+out+" "+stream)
+			if st := fakeState(dir, "gen-pv"); st != "" {
+				t.Fatalf("%s: gen-pv is %q, want it destroyed", cmd, st)
+			}
+		}
+		fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+	})
 	t.Run("no config", func(t *testing.T) {
 		r := sh(t, "xstream-gen -m 4M -f libxl | xrestore")
 		if r.code != 2 || !strings.Contains(r.stderr, "give an xl domain config file") || !strings.Contains(r.stderr, "hint: add --config FILE") {

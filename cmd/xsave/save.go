@@ -202,6 +202,12 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 			walk.SkipPageData = true
 			in.n, err = verifyFile(out.TempPath(), walk)
 		}
+	} else if pipe := sv.Pipe(); pipe != nil && codec == compress.None && !opts.checksum {
+		// The stream goes on as xl wrote it: only the records' headers
+		// are read and checked, and the pages move from xl's pipe to
+		// the output in the kernel (splice(2)).
+		walk.SkipPageData = true
+		in.n, err = forwardStream(pipe, stream.NewOutput(out.Writer, 256<<10), walk, prog)
 	} else {
 		_, err = rewrite.Copy(w, in, walk, &rewrite.Options{Checksum: opts.checksum})
 	}
@@ -293,6 +299,27 @@ func verifyStream(r io.Reader, walk *sniff.Options) (int64, error) {
 			}
 			return wk.Offset(), err
 		}
+	}
+}
+
+// forwardStream walks the stream r, checking it, and copies it to o
+// (Walker.Forward); it returns the stream's length.
+func forwardStream(r io.Reader, o *stream.Output, walk *sniff.Options, prog *cmdutil.Progress) (int64, error) {
+	wk, err := sniff.NewWalker(r, walk)
+	if err != nil {
+		return 0, err
+	}
+	if err := wk.Forward(o); err != nil {
+		return 0, err
+	}
+	for {
+		if _, err := wk.Next(); err != nil {
+			if err == io.EOF {
+				err = o.Flush()
+			}
+			return wk.Offset(), err
+		}
+		prog.Update(wk.Offset(), 0, 0, "")
 	}
 }
 

@@ -215,11 +215,30 @@ func (w *Walker) Next() (*Item, error) {
 		return nil, w.err
 	}
 	it, err := w.next()
+	if ferr := w.src.ForwardErr(); ferr != nil {
+		// Writing the copy failed: that, not what the reader made of
+		// it, is the error.
+		err = ferr
+	}
 	if err != nil {
 		w.err = err
 		return nil, err
 	}
 	return it, nil
+}
+
+// Forward makes the walk a copy: every octet of the input goes on to o
+// as the walk passes it, the pages of PAGE_DATA records that
+// Options.SkipPageData passes over included, which go straight from
+// file to file where the kernel can move them (stream.Source.Forward).
+// It must be called before the first Next. A failed write to o ends the
+// walk with that error. The caller flushes o at the end.
+func (w *Walker) Forward(o *stream.Output) error {
+	if w.src.Offset() != 0 || w.state != stStart {
+		return errors.New("sniff: Forward after the walk began")
+	}
+	w.src.Forward(o)
+	return nil
 }
 
 func (w *Walker) next() (*Item, error) {

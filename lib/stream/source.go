@@ -12,12 +12,27 @@ import (
 // one Source, so each consumes exactly its own octets and every reported
 // offset is absolute.
 type Source struct {
-	br  *bufio.Reader
-	off int64
-	raw io.Reader // beneath br, when the Source made br itself
-	pre []byte    // octets handed back by Unread, read before br
-	tap func([]byte)
+	br     *bufio.Reader
+	off    int64
+	raw    io.Reader // beneath br, when the Source made br itself
+	pre    []byte    // octets handed back by Unread, read before br
+	tap    func([]byte)
+	fwd    *Output // see Forward
+	fwdErr error   // the first error writing to fwd
 }
+
+// Forward makes every octet consumed from now on (as for SetTap) go on
+// to o as well, in order, and Skip hand the octets it passes over to o
+// rather than drop them: where the Source reads an *os.File and o writes
+// one, and one of them is a pipe, without passing them through user
+// memory (splice(2)). A walk over the stream that skips its pages is then
+// a copy of the stream that reads only its headers. The first error
+// writing to o is kept: ForwardErr returns it, and Skip fails with it.
+// Forward(nil) stops forwarding. The caller flushes o.
+func (s *Source) Forward(o *Output) { s.fwd, s.fwdErr = o, nil }
+
+// ForwardErr returns the first error writing to the Forward output.
+func (s *Source) ForwardErr() error { return s.fwdErr }
 
 // SetTap makes every octet consumed from now on (read, discarded, skipped
 // or copied; not peeked) pass through tap as well, in order: a checksum
@@ -30,6 +45,9 @@ func (s *Source) consumed(b []byte) {
 	s.off += int64(len(b))
 	if s.tap != nil {
 		s.tap(b)
+	}
+	if s.fwd != nil && s.fwdErr == nil && len(b) > 0 {
+		_, s.fwdErr = s.fwd.Write(b)
 	}
 }
 
@@ -177,7 +195,7 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	if done == n {
 		return done, nil
 	}
-	if o, ok := w.(*Output); ok && s.tap == nil {
+	if o, ok := w.(*Output); ok && s.tap == nil && s.fwd == nil {
 		if in, ok := s.raw.(*os.File); ok {
 			if out, ok := o.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
 				if err := o.Flush(); err != nil {
@@ -245,6 +263,48 @@ func (o *Output) SpliceFrom(f *os.File, off, n int64) (int64, error) {
 	return moved, err
 }
 
+// forwardRaw moves the next n octets, none of them buffered, to the
+// Forward output: by splice(2) where the files allow it and nothing taps
+// the octets, else through the buffer (consumed forwards them).
+func (s *Source) forwardRaw(n int64) error {
+	if in, ok := s.raw.(*os.File); ok && s.tap == nil {
+		if out, ok := s.fwd.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
+			if err := s.fwd.Flush(); err != nil {
+				s.fwdErr = err
+				return err
+			}
+			k, handled, err := splice(out, in, n)
+			s.off += k
+			n -= k
+			if handled {
+				if err != nil {
+					// The end of a pipe or file being read gives no
+					// error, but a write can fail (EPIPE, ENOSPC):
+					// the output's error, not the stream's.
+					s.fwdErr = err
+				} else if n > 0 {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+	}
+	for n > 0 {
+		d, err := s.Discard(int(min(n, 1<<30)))
+		n -= int64(d)
+		if err == nil {
+			err = s.fwdErr
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Skipper is a reader that can pass over octets without reading them
 // (a file still being written, which it waits for). Skip returns how
 // many it passed over: fewer than n only at the end of the input, or
@@ -269,8 +329,11 @@ func (s *Source) Skip(n int64) error {
 		return err
 	}
 	n -= b
-	if n == 0 {
-		return nil
+	if n == 0 || s.fwdErr != nil {
+		return s.fwdErr
+	}
+	if s.fwd != nil {
+		return s.forwardRaw(n)
 	}
 	if sk, ok := s.raw.(Skipper); ok && s.tap == nil {
 		k, err := sk.Skip(n)

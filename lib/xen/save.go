@@ -175,6 +175,16 @@ func (r *followReader) Close() error {
 // Read reads the stream xl writes.
 func (s *Saving) Read(p []byte) (int, error) { return s.r.Read(p) }
 
+// Pipe returns the pipe xl writes into, for a reader that moves the
+// stream on without reading it all (splice(2)), or nil when xl writes a
+// file. Close closes it.
+func (s *Saving) Pipe() *os.File {
+	if !s.pipe {
+		return nil
+	}
+	return s.r.(*os.File)
+}
+
 // Skip passes over n octets of the stream without reading them, where
 // xl writes a file; elsewhere it reads them.
 func (s *Saving) Skip(n int64) (int64, error) {
