@@ -175,3 +175,43 @@ func TestOutputSpliceFrom(t *testing.T) {
 		t.Fatalf("SpliceFrom into a buffer: %d, %v; want 0, nil", n, err)
 	}
 }
+
+// TestSkipFileReadsLittle: past a seek, a Source over a file reads what
+// the next record needs, not a whole buffer of the pages after it, and
+// still reads the file right.
+func TestSkipFileReadsLittle(t *testing.T) {
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7 >> 3)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src := stream.NewSource(f, 0)
+	var b [8]byte
+	for _, at := range []int64{1 << 20, 2<<20 + 12345, 3 << 20} {
+		if err := src.Skip(at - src.Offset()); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.ReadFull(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b[:], data[at:at+8]) {
+			t.Fatalf("at %d: read %x, want %x", at, b, data[at:at+8])
+		}
+		pos, _ := f.Seek(0, io.SeekCurrent)
+		if read := pos - at; read > 64<<10 {
+			t.Fatalf("at %d: the file was read %d octets ahead after a seek", at, read)
+		}
+	}
+	rest, err := io.ReadAll(src)
+	if err != nil || !bytes.Equal(rest, data[3<<20+8:]) {
+		t.Fatalf("the rest: %d octets, %v", len(rest), err)
+	}
+}

@@ -17,8 +17,9 @@ type Source struct {
 	raw    io.Reader // beneath br, when the Source made br itself
 	pre    []byte    // octets handed back by Unread, read before br
 	tap    func([]byte)
-	fwd    *Output // see Forward
-	fwdErr error   // the first error writing to fwd
+	fwd    *Output    // see Forward
+	fwdErr error      // the first error writing to fwd
+	file   *capReader // between br and raw when raw is an *os.File
 }
 
 // Forward makes every octet consumed from now on (as for SetTap) go on
@@ -26,7 +27,8 @@ type Source struct {
 // rather than drop them: where the Source reads an *os.File and o writes
 // one, and one of them is a pipe, without passing them through user
 // memory (splice(2)). A walk over the stream that skips its pages is then
-// a copy of the stream that reads only its headers. The first error
+// a copy of the stream that reads only its headers. Unread cannot be used
+// while forwarding. The first error
 // writing to o is kept: ForwardErr returns it, and Skip fails with it.
 // Forward(nil) stops forwarding. The caller flushes o.
 func (s *Source) Forward(o *Output) { s.fwd, s.fwdErr = o, nil }
@@ -55,6 +57,11 @@ func (s *Source) consumed(b []byte) {
 // reader that parsed a header to decide what to do uses it to pass the
 // input on whole.
 func (s *Source) Unread(b []byte) {
+	if s.fwd != nil {
+		// The octets went on to the Forward output already; read
+		// again they would go twice.
+		panic("stream: Unread while forwarding")
+	}
 	s.pre = append(append([]byte(nil), b...), s.pre...)
 	s.off -= int64(len(b))
 }
@@ -82,7 +89,34 @@ func NewSource(r io.Reader, base int64) *Source {
 	if ok && br.Size() >= 64<<10 {
 		return &Source{br: br, off: base}
 	}
-	return &Source{br: bufio.NewReaderSize(r, 256<<10), off: base, raw: r}
+	src := &Source{off: base, raw: r}
+	if f, ok := r.(*os.File); ok {
+		src.file = &capReader{f: f}
+		r = src.file
+	}
+	src.br = bufio.NewReaderSize(r, 256<<10)
+	return src
+}
+
+// capReader reads a file, the first read after a seek capped: after the
+// pages of a PAGE_DATA record are seeked past, the buffer needs the next
+// record's header and pfns (8 KiB for a batch of 1024), not the 256 KiB
+// of pages after them that a full refill would read only to seek past
+// them again.
+type capReader struct {
+	f    *os.File
+	next int // the cap of the next read, 0 for none
+}
+
+// afterSeek is the cap of the first read after a seek.
+const afterSeek = 16 << 10
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.next > 0 && len(p) > c.next {
+		p = p[:c.next]
+	}
+	c.next = 0
+	return c.f.Read(p)
 }
 
 // SourceHolder is a reader that may pass a Source on unchanged: NewSource
@@ -350,6 +384,9 @@ func (s *Source) Skip(n int64) error {
 			if err1 == nil && err2 == nil {
 				to := min(cur+n, end)
 				if _, err := f.Seek(to, io.SeekStart); err == nil {
+					if s.file != nil {
+						s.file.next = afterSeek
+					}
 					s.off += to - cur
 					if to-cur < n {
 						return io.ErrUnexpectedEOF
