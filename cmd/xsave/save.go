@@ -207,7 +207,9 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		// are read and checked, and the pages move from xl's pipe to
 		// the output in the kernel (splice(2)).
 		walk.SkipPageData = true
-		in.n, err = forwardStream(pipe, stream.NewOutput(out.Writer, 256<<10), walk, prog)
+		var spliced int64
+		in.n, spliced, err = forwardStream(pipe, stream.NewOutput(out.Writer, 256<<10), walk, prog)
+		host.Tracef("stream forwarded, %d octets spliced", spliced)
 	} else {
 		_, err = rewrite.Copy(w, in, walk, &rewrite.Options{Checksum: opts.checksum})
 	}
@@ -303,21 +305,22 @@ func verifyStream(r io.Reader, walk *sniff.Options) (int64, error) {
 }
 
 // forwardStream walks the stream r, checking it, and copies it to o
-// (Walker.Forward); it returns the stream's length.
-func forwardStream(r io.Reader, o *stream.Output, walk *sniff.Options, prog *cmdutil.Progress) (int64, error) {
+// (Walker.Forward); it returns the stream's length and how much of it
+// was spliced.
+func forwardStream(r io.Reader, o *stream.Output, walk *sniff.Options, prog *cmdutil.Progress) (n, spliced int64, err error) {
 	wk, err := sniff.NewWalker(r, walk)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := wk.Forward(o); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for {
 		if _, err := wk.Next(); err != nil {
 			if err == io.EOF {
 				err = o.Flush()
 			}
-			return wk.Offset(), err
+			return wk.Offset(), wk.Spliced(), err
 		}
 		prog.Update(wk.Offset(), 0, 0, "")
 	}

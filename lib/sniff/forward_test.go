@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/xstream/xstream/internal/gen"
 	"github.com/xstream/xstream/internal/testutil"
@@ -119,15 +120,107 @@ func TestForwardErrors(t *testing.T) {
 		t.Fatalf("a flipped bit near the end: %v, want a FormatError", err)
 	}
 
-	// The reader of the output goes away: the walk stops with EPIPE.
+	// The reader of the output goes away part way through the pages:
+	// the walk stops with EPIPE.
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr.Close()
 	defer pw.Close()
-	err = forwardWalk(t, pipeFrom(t, in), stream.NewOutput(pw, 4096), sniff.Options{Verify: true})
+	go func() {
+		io.CopyN(io.Discard, pr, 200<<10)
+		pr.Close()
+	}()
+	err = forwardWalk(t, pipeFrom(t, in), stream.NewOutput(pw, 64<<10), sniff.Options{Verify: true})
 	if !errors.Is(err, syscall.EPIPE) || errors.As(err, &fe) {
 		t.Fatalf("output closed: %v, want EPIPE and no FormatError", err)
 	}
+
+	// Cut short anywhere, in the pages or after them: a FormatError.
+	for _, cut := range []int{len(in) / 2, len(in) - 5000, len(in) - 1} {
+		err := forwardWalk(t, pipeFrom(t, in[:cut]), stream.NewOutput(io.Discard, 64<<10), sniff.Options{Verify: true})
+		if !errors.As(err, &fe) {
+			t.Errorf("cut at %d of %d: %v, want a FormatError", cut, len(in), err)
+		}
+	}
+}
+
+// TestForwardStops: closing the input from another goroutine (what
+// xsave does on a signal, so that xl fails and resumes the domain) ends
+// a forwarding walk that waits for input, in the pages or in a record
+// header, and, when the output is full instead, lets the input's writer
+// see a broken pipe at once.
+func TestForwardStops(t *testing.T) {
+	in := testutil.Framed(t, testutil.PV{Pages: 2048}.Stream(t), nil, []byte(`{"c_info":{"name":"vm"}}`))
+	// The offset of the first record after the pages.
+	tail := int64(0)
+	wk, err := sniff.NewWalker(bytes.NewReader(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		it, err := wk.Next()
+		if err != nil {
+			break
+		}
+		if it.Libxc != nil && it.Libxc.Type == stream.RecPageData {
+			tail = it.Offset + it.Size
+		}
+	}
+	stopped := func(what string, done <-chan error) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the walk goes on 5s after its input was closed", what)
+		}
+	}
+	for _, c := range []struct {
+		what string
+		cut  int64
+	}{{"waiting in the pages", int64(len(in) / 2)}, {"waiting in a header", tail + 4}} {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go pw.Write(in[:c.cut])
+		out, _ := testutil.Pipe(t)
+		done := make(chan error, 1)
+		go func() { done <- forwardWalk(t, pr, stream.NewOutput(out, 64<<10), sniff.Options{Verify: true}) }()
+		time.Sleep(200 * time.Millisecond)
+		pr.Close()
+		stopped(c.what, done)
+		pw.Close()
+	}
+
+	// The output is never read.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := pw.Write(in)
+		wrote <- err
+	}()
+	or, ow, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer or.Close()
+	defer ow.Close()
+	done := make(chan error, 1)
+	go func() { done <- forwardWalk(t, pr, stream.NewOutput(ow, 64<<10), sniff.Options{Verify: true}) }()
+	time.Sleep(200 * time.Millisecond)
+	pr.Close()
+	select {
+	case err := <-wrote:
+		if !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("the input's writer: %v, want EPIPE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the input's writer is still blocked 5s after the input was closed")
+	}
+	stopped("output full", done)
 }

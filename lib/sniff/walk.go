@@ -241,6 +241,9 @@ func (w *Walker) Forward(o *stream.Output) error {
 	return nil
 }
 
+// Spliced returns how many of the octets forwarded went by splice(2).
+func (w *Walker) Spliced() int64 { return w.src.Spliced() }
+
 func (w *Walker) next() (*Item, error) {
 	it := &w.item
 	*it = Item{Offset: w.src.Offset(), Index: -1}

@@ -12,14 +12,15 @@ import (
 // one Source, so each consumes exactly its own octets and every reported
 // offset is absolute.
 type Source struct {
-	br     *bufio.Reader
-	off    int64
-	raw    io.Reader // beneath br, when the Source made br itself
-	pre    []byte    // octets handed back by Unread, read before br
-	tap    func([]byte)
-	fwd    *Output    // see Forward
-	fwdErr error      // the first error writing to fwd
-	file   *capReader // between br and raw when raw is an *os.File
+	br      *bufio.Reader
+	off     int64
+	raw     io.Reader // beneath br, when the Source made br itself
+	pre     []byte    // octets handed back by Unread, read before br
+	tap     func([]byte)
+	fwd     *Output    // see Forward
+	fwdErr  error      // the first error writing to fwd
+	file    *capReader // between br and raw when raw is an *os.File
+	spliced int64      // octets Forward moved by splice(2)
 }
 
 // Forward makes every octet consumed from now on (as for SetTap) go on
@@ -35,6 +36,10 @@ func (s *Source) Forward(o *Output) { s.fwd, s.fwdErr = o, nil }
 
 // ForwardErr returns the first error writing to the Forward output.
 func (s *Source) ForwardErr() error { return s.fwdErr }
+
+// Spliced returns how many of the octets forwarded went by splice(2),
+// never through user memory.
+func (s *Source) Spliced() int64 { return s.spliced }
 
 // SetTap makes every octet consumed from now on (read, discarded, skipped
 // or copied; not peeked) pass through tap as well, in order: a checksum
@@ -301,26 +306,40 @@ func (o *Output) SpliceFrom(f *os.File, off, n int64) (int64, error) {
 // Forward output: by splice(2) where the files allow it and nothing taps
 // the octets, else through the buffer (consumed forwards them).
 func (s *Source) forwardRaw(n int64) error {
-	if in, ok := s.raw.(*os.File); ok && s.tap == nil {
-		if out, ok := s.fwd.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
-			if err := s.fwd.Flush(); err != nil {
-				s.fwdErr = err
-				return err
-			}
-			k, handled, err := splice(out, in, n)
-			s.off += k
-			n -= k
-			if handled {
-				if err != nil {
-					// The end of a pipe or file being read gives no
-					// error, but a write can fail (EPIPE, ENOSPC):
-					// the output's error, not the stream's.
-					s.fwdErr = err
-				} else if n > 0 {
-					err = io.ErrUnexpectedEOF
-				}
-				return err
-			}
+	in, inFile := s.raw.(*os.File)
+	out, outFile := s.fwd.raw.(*os.File)
+	if inFile && outFile && s.tap == nil && (isPipe(in) || isPipe(out)) {
+		// The spliced octets come after what the buffer holds.
+		if err := s.fwd.Flush(); err != nil {
+			s.fwdErr = err
+			return err
+		}
+		var (
+			k             int64
+			handled       bool
+			inErr, outErr error
+		)
+		if isPipe(in) {
+			// Waits through the poller: closing in stops it.
+			k, handled, inErr, outErr = spliceFromPipe(out, in, n)
+		} else {
+			k, handled, outErr = splice(out, in, n)
+		}
+		s.off += k
+		s.spliced += k
+		n -= k
+		switch {
+		case outErr != nil:
+			// A write can fail (EPIPE, ENOSPC): the output's
+			// error, not the stream's.
+			s.fwdErr = outErr
+			return outErr
+		case inErr != nil:
+			return inErr
+		case handled && n > 0:
+			return io.ErrUnexpectedEOF
+		case handled:
+			return nil
 		}
 	}
 	for n > 0 {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 // splice moves n octets (all, if n < 0) from in to out, one of them a
@@ -67,4 +69,107 @@ func discardPipe(in *os.File, n int64) (moved int64, handled bool, err error) {
 		return 0, false, nil
 	}
 	return splice(devNull.f, in, n)
+}
+
+// SPLICE_F_NONBLOCK: the pipe ends of a splice do not block.
+const spliceNonblock = 2
+
+// spliceFromPipe moves up to n octets from the pipe in to out (n < 0: to
+// the end of in) with splice(2), like splice, but waits for in through
+// Go's poller and never puts it in blocking mode, so that closing in
+// from another goroutine (to stop a copy, and tell in's writer) ends a
+// wait on either side at once instead of leaving the copy blocked with
+// the pipe held open. inErr is an error of in (closed); outErr one of
+// writing out. handled is as for splice.
+func spliceFromPipe(out, in *os.File, n int64) (moved int64, handled bool, inErr, outErr error) {
+	irc, err1 := in.SyscallConn()
+	orc, err2 := out.SyscallConn()
+	if err1 != nil || err2 != nil {
+		return 0, false, nil, nil
+	}
+	const chunk = 1 << 20
+	for n < 0 || moved < n {
+		want := chunk
+		if n >= 0 {
+			want = int(min(int64(chunk), n-moved))
+		}
+		var (
+			k    int64
+			serr error
+			full bool // EAGAIN with data to move: out is full
+			ofd  int
+		)
+		cerr := orc.Control(func(fd uintptr) {
+			ofd = int(fd)
+			inErr = irc.Read(func(ifd uintptr) bool {
+				for {
+					m, err := syscall.Splice(int(ifd), nil, ofd, nil, want, spliceMove|spliceNonblock)
+					k, serr = int64(m), err
+					if serr != syscall.EINTR {
+						break
+					}
+				}
+				if serr == syscall.EAGAIN {
+					if !ready(int(ifd), pollIn, 0) {
+						return false // no data yet: wait for it
+					}
+					full = true
+				}
+				return true
+			})
+		})
+		if inErr != nil {
+			return moved, true, inErr, nil
+		}
+		if cerr != nil {
+			return moved, true, nil, cerr
+		}
+		if full {
+			// Wait for room in out, looking every so often whether in
+			// has been closed meanwhile.
+			for !ready(ofd, pollOut, 100*time.Millisecond) {
+				if err := irc.Control(func(uintptr) {}); err != nil {
+					return moved, true, err, nil
+				}
+			}
+			continue
+		}
+		if serr != nil {
+			if moved == 0 && errors.Is(serr, syscall.EINVAL) {
+				return 0, false, nil, nil
+			}
+			return moved, true, nil, &os.SyscallError{Syscall: "splice", Err: serr}
+		}
+		if k == 0 {
+			break // end of input
+		}
+		moved += int64(k)
+	}
+	return moved, true, nil, nil
+}
+
+// poll(2) events.
+const (
+	pollIn  = 0x1
+	pollOut = 0x4
+	pollErr = 0x8
+	pollHup = 0x10
+)
+
+// ready tells whether fd is ready for events (or has an error or hang-up
+// to report, which the next operation then returns), waiting at most
+// timeout.
+func ready(fd int, events int16, timeout time.Duration) bool {
+	pfd := struct {
+		fd             int32
+		events, revent int16
+	}{int32(fd), events, 0}
+	ts := syscall.NsecToTimespec(int64(timeout))
+	for {
+		n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		return errno == 0 && n == 1 && pfd.revent&(events|pollErr|pollHup) != 0
+	}
 }
