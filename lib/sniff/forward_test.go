@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/xstream/xstream/internal/gen"
 	"github.com/xstream/xstream/internal/testutil"
@@ -68,11 +70,16 @@ func TestForwardCopies(t *testing.T) {
 	}
 	inputs := map[string][]byte{"xl": xlStream.Bytes(), "checksummed": summed.Bytes()}
 	for name, in := range inputs {
-		for _, from := range []string{"memory", "pipe"} {
-			for _, to := range []string{"memory", "pipe", "file"} {
+		for _, from := range []string{"memory", "pipe", "blocking pipe"} {
+			for _, to := range []string{"memory", "pipe", "file", "socket"} {
 				var r io.Reader = bytes.NewReader(in)
-				if from == "pipe" {
+				switch from {
+				case "pipe":
 					r = pipeFrom(t, in)
+				case "blocking pipe": // as standard input is, most often
+					f := pipeFrom(t, in)
+					f.Fd() // which puts it in blocking mode
+					r = f
 				}
 				var (
 					got func() []byte
@@ -84,6 +91,24 @@ func TestForwardCopies(t *testing.T) {
 					w, got = &b, b.Bytes
 				case "pipe":
 					w, got = testutil.Pipe(t)
+				case "socket":
+					// Copied, not spliced: a splice into a socket can
+					// block whatever its flags say.
+					fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sw, sr := os.NewFile(uintptr(fds[0]), "w"), os.NewFile(uintptr(fds[1]), "r")
+					all := make(chan []byte)
+					go func() {
+						b, _ := io.ReadAll(sr)
+						sr.Close()
+						all <- b
+					}()
+					w, got = sw, func() []byte {
+						sw.Close()
+						return <-all
+					}
 				case "file":
 					f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 					if err != nil {
@@ -149,11 +174,14 @@ func TestForwardErrors(t *testing.T) {
 // xsave does on a signal, so that xl fails and resumes the domain) ends
 // a forwarding walk that waits for input, in the pages or in a record
 // header, and, when the output is full instead, lets the input's writer
-// see a broken pipe at once.
+// see a broken pipe at once. Each case closes the input only once the
+// walk is seen waiting: all it was given has come out, or the output
+// pipe is full.
 func TestForwardStops(t *testing.T) {
 	in := testutil.Framed(t, testutil.PV{Pages: 2048}.Stream(t), nil, []byte(`{"c_info":{"name":"vm"}}`))
-	// The offset of the first record after the pages.
-	tail := int64(0)
+	// Offsets in the first PAGE_DATA record's pages, and of the first
+	// record after the pages.
+	mid, tail := int64(0), int64(0)
 	wk, err := sniff.NewWalker(bytes.NewReader(in), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,33 +192,55 @@ func TestForwardStops(t *testing.T) {
 			break
 		}
 		if it.Libxc != nil && it.Libxc.Type == stream.RecPageData {
+			if mid == 0 {
+				mid = it.Offset + it.Size/2
+			}
 			tail = it.Offset + it.Size
 		}
 	}
-	stopped := func(what string, done <-chan error) {
+	within := func(what string, cond func() bool) {
 		t.Helper()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the walk goes on 5s after its input was closed", what)
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s", what)
+			}
 		}
 	}
 	for _, c := range []struct {
-		what string
-		cut  int64
-	}{{"waiting in the pages", int64(len(in) / 2)}, {"waiting in a header", tail + 4}} {
+		what      string
+		cut, upTo int64 // input given, and what comes out before the walk waits
+	}{{"waiting in the pages", mid, mid}, {"waiting in a header", tail + 4, tail}} {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		go pw.Write(in[:c.cut])
-		out, _ := testutil.Pipe(t)
+		or, ow, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got atomic.Int64
+		go func() {
+			b := make([]byte, 64<<10)
+			for {
+				n, err := or.Read(b)
+				got.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}()
 		done := make(chan error, 1)
-		go func() { done <- forwardWalk(t, pr, stream.NewOutput(out, 64<<10), sniff.Options{Verify: true}) }()
-		time.Sleep(200 * time.Millisecond)
+		go func() {
+			done <- forwardWalk(t, pr, stream.NewOutput(ow, 64<<10), sniff.Options{Verify: true})
+		}()
+		within(c.what+": the walk forwards what it has", func() bool { return got.Load() >= c.upTo })
+		time.Sleep(20 * time.Millisecond)
 		pr.Close()
-		stopped(c.what, done)
+		within(c.what+": the walk stops once its input is closed", func() bool { return len(done) > 0 })
 		pw.Close()
+		ow.Close()
+		or.Close()
 	}
 
 	// The output is never read.
@@ -212,15 +262,29 @@ func TestForwardStops(t *testing.T) {
 	defer ow.Close()
 	done := make(chan error, 1)
 	go func() { done <- forwardWalk(t, pr, stream.NewOutput(ow, 64<<10), sniff.Options{Verify: true}) }()
-	time.Sleep(200 * time.Millisecond)
+	within("the output pipe fills", func() bool { return pipeFull(t, ow) })
+	time.Sleep(20 * time.Millisecond)
 	pr.Close()
-	select {
-	case err := <-wrote:
-		if !errors.Is(err, syscall.EPIPE) {
-			t.Fatalf("the input's writer: %v, want EPIPE", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the input's writer is still blocked 5s after the input was closed")
+	within("the input's writer is told", func() bool { return len(wrote) > 0 })
+	if err := <-wrote; !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("the input's writer: %v, want EPIPE", err)
 	}
-	stopped("output full", done)
+	within("the walk stops with its output full", func() bool { return len(done) > 0 })
+}
+
+// pipeFull tells whether the pipe of w holds as much as it can.
+func pipeFull(t *testing.T, w *os.File) bool {
+	rc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := false
+	rc.Control(func(fd uintptr) {
+		const fGetPipeSize, fionread = 1032, 0x541B // F_GETPIPE_SZ, FIONREAD
+		size, _, e1 := syscall.Syscall(syscall.SYS_FCNTL, fd, fGetPipeSize, 0)
+		var n int32
+		_, _, e2 := syscall.Syscall(syscall.SYS_IOCTL, fd, fionread, uintptr(unsafe.Pointer(&n)))
+		full = e1 == 0 && e2 == 0 && int(n) >= int(size)
+	})
+	return full
 }

@@ -268,6 +268,11 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	return done, err
 }
 
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
+}
+
 func isPipe(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
@@ -319,10 +324,11 @@ func (s *Source) forwardRaw(n int64) error {
 			handled       bool
 			inErr, outErr error
 		)
-		if isPipe(in) {
+		switch {
+		case isPipe(in) && (isPipe(out) || isRegular(out)):
 			// Waits through the poller: closing in stops it.
 			k, handled, inErr, outErr = spliceFromPipe(out, in, n)
-		} else {
+		case !isPipe(in):
 			k, handled, outErr = splice(out, in, n)
 		}
 		s.off += k

@@ -79,12 +79,26 @@ const spliceNonblock = 2
 // Go's poller and never puts it in blocking mode, so that closing in
 // from another goroutine (to stop a copy, and tell in's writer) ends a
 // wait on either side at once instead of leaving the copy blocked with
-// the pipe held open. inErr is an error of in (closed); outErr one of
-// writing out. handled is as for splice.
+// the pipe held open. out must be a pipe or a regular file, and stay
+// open for the call: into a socket, which blocks whatever the splice's
+// flags say, the caller copies. in must be non-blocking (as os.Pipe
+// makes it); a blocking in gives handled false. inErr is an error of in
+// (closed); outErr one of writing out. handled is as for splice.
 func spliceFromPipe(out, in *os.File, n int64) (moved int64, handled bool, inErr, outErr error) {
 	irc, err1 := in.SyscallConn()
 	orc, err2 := out.SyscallConn()
 	if err1 != nil || err2 != nil {
+		return 0, false, nil, nil
+	}
+	// Only a non-blocking in is in the poller (os.NewFile's rule).
+	nonblock := false
+	irc.Control(func(fd uintptr) {
+		fl, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		nonblock = errno == 0 && fl&syscall.O_NONBLOCK != 0
+	})
+	ofd := -1
+	orc.Control(func(fd uintptr) { ofd = int(fd) })
+	if !nonblock || ofd < 0 {
 		return 0, false, nil, nil
 	}
 	const chunk = 1 << 20
@@ -97,32 +111,25 @@ func spliceFromPipe(out, in *os.File, n int64) (moved int64, handled bool, inErr
 			k    int64
 			serr error
 			full bool // EAGAIN with data to move: out is full
-			ofd  int
 		)
-		cerr := orc.Control(func(fd uintptr) {
-			ofd = int(fd)
-			inErr = irc.Read(func(ifd uintptr) bool {
-				for {
-					m, err := syscall.Splice(int(ifd), nil, ofd, nil, want, spliceMove|spliceNonblock)
-					k, serr = int64(m), err
-					if serr != syscall.EINTR {
-						break
-					}
+		inErr = irc.Read(func(ifd uintptr) bool {
+			for {
+				m, err := syscall.Splice(int(ifd), nil, ofd, nil, want, spliceMove|spliceNonblock)
+				k, serr = int64(m), err
+				if serr != syscall.EINTR {
+					break
 				}
-				if serr == syscall.EAGAIN {
-					if !ready(int(ifd), pollIn, 0) {
-						return false // no data yet: wait for it
-					}
-					full = true
+			}
+			if serr == syscall.EAGAIN {
+				if !ready(int(ifd), pollIn, 0) {
+					return false // no data yet: wait for it
 				}
-				return true
-			})
+				full = true
+			}
+			return true
 		})
 		if inErr != nil {
 			return moved, true, inErr, nil
-		}
-		if cerr != nil {
-			return moved, true, nil, cerr
 		}
 		if full {
 			// Wait for room in out, looking every so often whether in
@@ -143,22 +150,23 @@ func spliceFromPipe(out, in *os.File, n int64) (moved int64, handled bool, inErr
 		if k == 0 {
 			break // end of input
 		}
-		moved += int64(k)
+		moved += k
 	}
 	return moved, true, nil, nil
 }
 
 // poll(2) events.
 const (
-	pollIn  = 0x1
-	pollOut = 0x4
-	pollErr = 0x8
-	pollHup = 0x10
+	pollIn   = 0x1
+	pollOut  = 0x4
+	pollErr  = 0x8
+	pollHup  = 0x10
+	pollNval = 0x20
 )
 
-// ready tells whether fd is ready for events (or has an error or hang-up
-// to report, which the next operation then returns), waiting at most
-// timeout.
+// ready tells whether fd is ready for events (or has an error, a hang-up
+// or a closed descriptor to report, which the next operation then
+// returns), waiting at most timeout.
 func ready(fd int, events int16, timeout time.Duration) bool {
 	pfd := struct {
 		fd             int32
@@ -170,6 +178,6 @@ func ready(fd int, events int16, timeout time.Duration) bool {
 		if errno == syscall.EINTR {
 			continue
 		}
-		return errno == 0 && n == 1 && pfd.revent&(events|pollErr|pollHup) != 0
+		return errno == 0 && n == 1 && pfd.revent&(events|pollErr|pollHup|pollNval) != 0
 	}
 }
