@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xstream/xstream/internal/testutil"
 )
@@ -183,6 +186,43 @@ func TestXenFailures(t *testing.T) {
 			}
 		}
 		fakeDomain(t, dir, "gen-pv", "3 -b---- pv 128")
+	})
+	// Ctrl-C while xsave waits for room on standard output and xl for
+	// xsave: xsave closes xl's pipe, xl fails and resumes the domain,
+	// and xsave says so at once.
+	t.Run("interrupted", func(t *testing.T) {
+		good, _ := os.ReadFile(stream)
+		defer os.WriteFile(stream, good, 0o644)
+		mustSh(t, "xstream-gen -m 48M > "+stream) // more than both pipes hold
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close() // never read
+		cmd := exec.Command(filepath.Join(bin, "xsave"), "gen-pv")
+		cmd.Env = append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = pw, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		time.Sleep(time.Second)
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("xsave still runs 10s after SIGINT; stderr: %s", stderr.String())
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted; domain gen-pv left running") {
+			t.Fatalf("exit %d, stderr %q", code, stderr.String())
+		}
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after an interrupted save", st)
+		}
 	})
 	t.Run("no config", func(t *testing.T) {
 		r := sh(t, "xstream-gen -m 4M -f libxl | xrestore")
