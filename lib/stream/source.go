@@ -25,11 +25,12 @@ type Source struct {
 
 // Forward makes every octet consumed from now on (as for SetTap) go on
 // to o as well, in order, and Skip hand the octets it passes over to o
-// rather than drop them: where the Source reads an *os.File and o writes
-// one, and one of them is a pipe, without passing them through user
-// memory (splice(2)). A walk over the stream that skips its pages is then
-// a copy of the stream that reads only its headers. Unread cannot be used
-// while forwarding. The first error
+// rather than drop them: without passing them through user memory
+// (splice(2)) where the Source reads an *os.File and o writes one, one
+// of them a pipe and the other a pipe or a regular file. A walk over the
+// stream that skips its pages is then a copy of the stream that reads
+// only its headers. Closing an input pipe from another goroutine stops
+// the copy. Unread cannot be used while forwarding. The first error
 // writing to o is kept: ForwardErr returns it, and Skip fails with it.
 // Forward(nil) stops forwarding. The caller flushes o.
 func (s *Source) Forward(o *Output) { s.fwd, s.fwdErr = o, nil }
