@@ -97,7 +97,7 @@ func NewSource(r io.Reader, base int64) *Source {
 	}
 	src := &Source{off: base, raw: r}
 	if f, ok := r.(*os.File); ok {
-		src.file = &capReader{f: f}
+		src.file = &capReader{f: f, kind: kindOf(f)}
 		r = src.file
 	}
 	src.br = bufio.NewReaderSize(r, 256<<10)
@@ -111,7 +111,8 @@ func NewSource(r io.Reader, base int64) *Source {
 // them again.
 type capReader struct {
 	f    *os.File
-	next int // the cap of the next read, 0 for none
+	kind os.FileMode // kindOf(f)
+	next int         // the cap of the next read, 0 for none
 }
 
 // afterSeek is the cap of the first read after a seek.
@@ -235,26 +236,23 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	if done == n {
 		return done, nil
 	}
-	if o, ok := w.(*Output); ok && s.tap == nil && s.fwd == nil {
-		if in, ok := s.raw.(*os.File); ok {
-			if out, ok := o.raw.(*os.File); ok && (isPipe(in) || isPipe(out)) {
-				if err := o.Flush(); err != nil {
-					return done, err
-				}
-				left := n - done
-				if n < 0 {
-					left = -1
-				}
-				k, handled, err := splice(out, in, left)
-				s.off += k
-				done += k
-				if handled {
-					if err == nil && n >= 0 && done < n {
-						err = io.ErrUnexpectedEOF
-					}
-					return done, err
-				}
+	if o, ok := w.(*Output); ok && s.tap == nil && s.fwd == nil && s.file != nil && o.file != nil &&
+		(s.file.kind == os.ModeNamedPipe || o.kind == os.ModeNamedPipe) {
+		if err := o.Flush(); err != nil {
+			return done, err
+		}
+		left := n - done
+		if n < 0 {
+			left = -1
+		}
+		k, handled, err := splice(o.file, s.file.f, left)
+		s.off += k
+		done += k
+		if handled {
+			if err == nil && n >= 0 && done < n {
+				err = io.ErrUnexpectedEOF
 			}
+			return done, err
 		}
 	}
 	var r io.Reader = s
@@ -269,26 +267,33 @@ func (s *Source) CopyN(w io.Writer, n int64) (int64, error) {
 	return done, err
 }
 
-func isRegular(f *os.File) bool {
+// kindOf returns the type bits of f's mode, learnt once where a Source
+// or an Output is made (a file's type does not change): 0 for a regular
+// file, os.ModeNamedPipe for a pipe; os.ModeIrregular when f cannot be
+// examined.
+func kindOf(f *os.File) os.FileMode {
 	fi, err := f.Stat()
-	return err == nil && fi.Mode().IsRegular()
-}
-
-func isPipe(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
+	if err != nil {
+		return os.ModeIrregular
+	}
+	return fi.Mode().Type()
 }
 
 // Output is a buffered writer that lets Source.CopyN hand long runs of
 // octets straight to the file beneath it.
 type Output struct {
 	*bufio.Writer
-	raw io.Writer
+	file *os.File    // the writer beneath, when it is a file
+	kind os.FileMode // kindOf(file)
 }
 
 // NewOutput returns an Output writing to w with a buffer of size octets.
 func NewOutput(w io.Writer, size int) *Output {
-	return &Output{Writer: bufio.NewWriterSize(w, size), raw: w}
+	o := &Output{Writer: bufio.NewWriterSize(w, size)}
+	if f, ok := w.(*os.File); ok {
+		o.file, o.kind = f, kindOf(f)
+	}
+	return o
 }
 
 // SpliceFrom writes up to n octets of the regular file f from offset off
@@ -297,14 +302,13 @@ func NewOutput(w io.Writer, size int) *Output {
 // moved: fewer than n when f ends first, and none when the octets cannot
 // move that way; the caller writes the rest itself.
 func (o *Output) SpliceFrom(f *os.File, off, n int64) (int64, error) {
-	out, ok := o.raw.(*os.File)
-	if !ok || !isPipe(out) {
+	if o.file == nil || o.kind != os.ModeNamedPipe {
 		return 0, nil
 	}
 	if err := o.Flush(); err != nil {
 		return 0, err
 	}
-	moved, _, err := spliceAt(out, f, off, n)
+	moved, _, err := spliceAt(o.file, f, off, n)
 	return moved, err
 }
 
@@ -312,11 +316,12 @@ func (o *Output) SpliceFrom(f *os.File, off, n int64) (int64, error) {
 // Forward output: by splice(2) where the files allow it and nothing taps
 // the octets, else through the buffer (consumed forwards them).
 func (s *Source) forwardRaw(n int64) error {
-	in, inFile := s.raw.(*os.File)
-	out, outFile := s.fwd.raw.(*os.File)
-	if inFile && outFile && s.tap == nil && (isPipe(in) || isPipe(out)) {
+	o := s.fwd
+	inPipe := s.file != nil && s.file.kind == os.ModeNamedPipe
+	outPipe := o.file != nil && o.kind == os.ModeNamedPipe
+	if s.file != nil && o.file != nil && s.tap == nil && (inPipe || outPipe) {
 		// The spliced octets come after what the buffer holds.
-		if err := s.fwd.Flush(); err != nil {
+		if err := o.Flush(); err != nil {
 			s.fwdErr = err
 			return err
 		}
@@ -326,11 +331,11 @@ func (s *Source) forwardRaw(n int64) error {
 			inErr, outErr error
 		)
 		switch {
-		case isPipe(in) && (isPipe(out) || isRegular(out)):
+		case inPipe && (outPipe || o.kind == 0):
 			// Waits through the poller: closing in stops it.
-			k, handled, inErr, outErr = spliceFromPipe(out, in, n)
-		case !isPipe(in):
-			k, handled, outErr = splice(out, in, n)
+			k, handled, inErr, outErr = spliceFromPipe(o.file, s.file.f, n)
+		case !inPipe:
+			k, handled, outErr = splice(o.file, s.file.f, n)
 		}
 		s.off += k
 		s.spliced += k
@@ -349,6 +354,13 @@ func (s *Source) forwardRaw(n int64) error {
 			return nil
 		}
 	}
+	return s.discardN(n)
+}
+
+// discardN consumes n octets through the buffer: what Skip does when
+// nothing faster can. Fewer than n octets is io.ErrUnexpectedEOF; a
+// failed Forward write ends it too.
+func (s *Source) discardN(n int64) error {
 	for n > 0 {
 		d, err := s.Discard(int(min(n, 1<<30)))
 		n -= int64(d)
@@ -403,16 +415,15 @@ func (s *Source) Skip(n int64) error {
 		}
 		return err
 	}
-	if f, ok := s.raw.(*os.File); ok && s.tap == nil {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+	if s.file != nil && s.tap == nil {
+		f := s.file.f
+		if s.file.kind == 0 { // a regular file
 			cur, err1 := f.Seek(0, io.SeekCurrent)
 			end, err2 := f.Seek(0, io.SeekEnd)
 			if err1 == nil && err2 == nil {
 				to := min(cur+n, end)
 				if _, err := f.Seek(to, io.SeekStart); err == nil {
-					if s.file != nil {
-						s.file.next = afterSeek
-					}
+					s.file.next = afterSeek
 					s.off += to - cur
 					if to-cur < n {
 						return io.ErrUnexpectedEOF
@@ -422,7 +433,7 @@ func (s *Source) Skip(n int64) error {
 			}
 			return errors.Join(err1, err2, errors.New("stream: cannot seek the input"))
 		}
-		if isPipe(f) {
+		if s.file.kind == os.ModeNamedPipe {
 			moved, handled, err := discardPipe(f, n)
 			s.off += moved
 			if handled {
@@ -434,15 +445,5 @@ func (s *Source) Skip(n int64) error {
 			n -= moved
 		}
 	}
-	for n > 0 {
-		d, err := s.Discard(int(min(n, 1<<30)))
-		n -= int64(d)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
+	return s.discardN(n)
 }
