@@ -377,20 +377,11 @@ func (s *Source) discardN(n int64) error {
 	return nil
 }
 
-// Skipper is a reader that can pass over octets without reading them
-// (a file still being written, which it waits for). Skip returns how
-// many it passed over: fewer than n only at the end of the input, or
-// with an error.
-type Skipper interface {
-	Skip(n int64) (int64, error)
-}
-
-// Skip consumes n octets without keeping them: those buffered from
-// memory, the rest through the reader's own Skip (a Skipper), by
-// seeking a regular file, by splicing a pipe into /dev/null (the kernel
-// drops the pages; nothing is copied), or else by reading into a
-// scratch buffer. Fewer than n octets is
-// io.ErrUnexpectedEOF.
+// Skip consumes n octets without keeping them (with Forward, hands them
+// on): those buffered from memory, the rest by seeking a regular file,
+// by splicing a pipe into /dev/null (the kernel drops the pages; nothing
+// is copied), or else by reading into a scratch buffer. Fewer than n
+// octets is io.ErrUnexpectedEOF.
 func (s *Source) Skip(n int64) error {
 	k := min(n, int64(len(s.pre)))
 	s.consumed(s.pre[:k])
@@ -406,14 +397,6 @@ func (s *Source) Skip(n int64) error {
 	}
 	if s.fwd != nil {
 		return s.forwardRaw(n)
-	}
-	if sk, ok := s.raw.(Skipper); ok && s.tap == nil {
-		k, err := sk.Skip(n)
-		s.off += k
-		if err == nil && k < n {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
 	}
 	if s.file != nil && s.tap == nil {
 		f := s.file.f

@@ -8,10 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/xstream/xstream/lib/stream"
 )
 
 // SaveOptions tune Save.
@@ -19,24 +16,22 @@ type SaveOptions struct {
 	// Keep leaves the domain running: a checkpoint (`xl save -c`).
 	Keep bool
 	// File, if set, is where xl writes the stream itself (the caller's
-	// temporary output file): the Saving then reads the file as it
-	// grows, and the stream reaches its file with one copy, as with xl
-	// save alone, instead of three through a pipe. Only for a stream
-	// stored as xl writes it.
+	// temporary output file), which the caller checks once Wait returns:
+	// the stream reaches its file with one copy, as with xl save alone,
+	// instead of three through a pipe. The Saving then has nothing to
+	// read. Only for a stream stored as xl writes it.
 	File string
 }
 
-// Saving is a save in progress: read the stream from it to its end, then
-// call Wait and, once the stream is safely stored, Commit; on any failure
-// call Abort instead.
+// Saving is a save in progress: read the stream from it to its end (when
+// xl writes into a pipe), then call Wait and, once the stream is safely
+// stored, Commit; on any failure call Abort instead.
 type Saving struct {
 	h    *Host
 	name string
 	keep bool
 	cmd  *exec.Cmd
-	r    io.Reader // the pipe, or a followReader of the file
-	c    io.Closer // what Close closes
-	pipe bool      // xl writes into a pipe (not a file)
+	pipe *os.File // what xl writes into; nil when it writes a file
 	log  *outputLog
 
 	done    chan struct{} // closed when xl has exited
@@ -47,8 +42,8 @@ type Saving struct {
 }
 
 // Save starts saving the named domain: `xl save -p` (or -c with Keep)
-// writing into a pipe, or the file opts.File, that the returned Saving
-// reads. xl itself finds the domain (a name or an id); one it does not
+// writing into a pipe that the returned Saving reads, or into the file
+// opts.File. xl itself finds the domain (a name or an id); one it does not
 // have fails the save with an *Error that matches domain.ErrNotFound.
 func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving, error) {
 	if name == "Domain-0" || name == "0" {
@@ -64,12 +59,6 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 	s := &Saving{h: h, name: name, keep: opts.Keep, log: &outputLog{tee: h.Log}, done: make(chan struct{})}
 	var w *os.File
 	if opts.File != "" {
-		f, err := os.Open(opts.File)
-		if err != nil {
-			return nil, err
-		}
-		fr := &followReader{f: f, done: s.done}
-		s.r, s.c = fr, fr
 		s.cmd = h.command(s.log, "save", mode, name, opts.File)
 	} else {
 		r, pw, err := os.Pipe()
@@ -77,13 +66,13 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 			return nil, err
 		}
 		growPipe(r)
-		s.r, s.c, s.pipe, w = r, r, true, pw
+		s.pipe, w = r, pw
 		s.cmd = h.command(s.log, "save", mode, name, "/proc/self/fd/3")
 		s.cmd.ExtraFiles = []*os.File{w}
 	}
 	h.Tracef("xl save %s %s started", mode, name)
 	if err := s.cmd.Start(); err != nil {
-		s.c.Close()
+		s.closeReader()
 		if w != nil {
 			w.Close()
 		}
@@ -100,107 +89,31 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 	return s, nil
 }
 
-// followReader reads a file that xl is still writing: at its end it waits
-// for more until xl has exited.
-type followReader struct {
-	f      *os.File
-	done   <-chan struct{}
-	closed atomic.Bool
-	pos    int64 // the file offset
-}
+// errNoPipe is the error of Read when xl writes a file.
+var errNoPipe = errors.New("xen: xl writes the file itself: check it once Wait returns")
 
-var errClosed = errors.New("xen: save interrupted")
-
-func (r *followReader) Read(p []byte) (int, error) {
-	for {
-		if r.closed.Load() {
-			return 0, errClosed
-		}
-		n, err := r.f.Read(p)
-		r.pos += int64(n)
-		if n > 0 || err != io.EOF {
-			return n, err
-		}
-		select {
-		case <-r.done:
-			// xl has exited: what the file holds now is all there is.
-			n, err := r.f.Read(p)
-			r.pos += int64(n)
-			return n, err
-		case <-time.After(2 * time.Millisecond):
-		}
+// Read reads the stream xl writes into the pipe.
+func (s *Saving) Read(p []byte) (int, error) {
+	if s.pipe == nil {
+		return 0, errNoPipe
 	}
+	return s.pipe.Read(p)
 }
-
-// Skip passes over n octets once the file has them (a stream.Skipper:
-// the verifier skips the pages it does not look at), or up to its end
-// once xl has exited.
-func (r *followReader) Skip(n int64) (int64, error) {
-	for {
-		if r.closed.Load() {
-			return 0, errClosed
-		}
-		exited := false
-		select {
-		case <-r.done:
-			exited = true
-		default:
-		}
-		fi, err := r.f.Stat()
-		if err != nil {
-			return 0, err
-		}
-		to := r.pos + n
-		if fi.Size() < to {
-			if !exited {
-				time.Sleep(2 * time.Millisecond)
-				continue
-			}
-			to = max(fi.Size(), r.pos)
-		}
-		if _, err := r.f.Seek(to, io.SeekStart); err != nil {
-			return 0, err
-		}
-		k := to - r.pos
-		r.pos = to
-		return k, nil
-	}
-}
-
-func (r *followReader) Close() error {
-	r.closed.Store(true)
-	return nil
-}
-
-// Read reads the stream xl writes.
-func (s *Saving) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 // Pipe returns the pipe xl writes into, for a reader that moves the
 // stream on without reading it all (splice(2)), or nil when xl writes a
 // file. Close closes it.
-func (s *Saving) Pipe() *os.File {
-	if !s.pipe {
-		return nil
-	}
-	return s.r.(*os.File)
-}
-
-// Skip passes over n octets of the stream without reading them, where
-// xl writes a file; elsewhere it reads them.
-func (s *Saving) Skip(n int64) (int64, error) {
-	if sk, ok := s.r.(stream.Skipper); ok {
-		return sk.Skip(n)
-	}
-	k, err := io.CopyN(io.Discard, s.r, n)
-	if err == io.EOF {
-		err = nil // short: the caller's io.ErrUnexpectedEOF
-	}
-	return k, err
-}
+func (s *Saving) Pipe() *os.File { return s.pipe }
 
 func (s *Saving) op() string { return "xl save " + s.name }
 
-func (s *Saving) closeReader() { s.closeOnce.Do(func() { s.c.Close() }) }
+func (s *Saving) closeReader() {
+	s.closeOnce.Do(func() {
+		if s.pipe != nil {
+			s.pipe.Close()
+		}
+	})
+}
 
 // Close stops the reading, from any goroutine. With a pipe, xl, if it is
 // still writing, fails and resumes the domain; a file xl finishes. Abort
@@ -249,7 +162,7 @@ func (s *Saving) Abort(cause error) error {
 	s.finished = true
 	s.closeReader()
 	var timeout <-chan time.Time
-	if s.pipe {
+	if s.pipe != nil {
 		// xl writing into a file cannot be stopped but by killing it,
 		// which would leave the domain suspended: let it finish.
 		timeout = time.After(s.h.abortTimeout())
@@ -265,7 +178,7 @@ func (s *Saving) Abort(cause error) error {
 	}
 	if s.waitErr != nil {
 		xlErr := newError(s.op(), s.log.Lines(), s.waitErr)
-		if cause == nil || errors.Is(cause, io.ErrUnexpectedEOF) || errors.Is(cause, errClosed) {
+		if cause == nil || errors.Is(cause, io.ErrUnexpectedEOF) {
 			return xlErr // the stream stopped short because xl failed
 		}
 		return cause
