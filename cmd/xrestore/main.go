@@ -31,11 +31,12 @@ On a Xen host (dom0 with the xl toolstack) the domain is restored into
 Xen through 'xl restore' (xl, libxl and libxc streams so far): it is
 re-framed as xl reads it (a libxl or bare libxc stream needs --config, the domain's
 xl config file). The new domain is unpaused only when the whole stream
-has arrived and checked out; a failed restore leaves no domain. While a
-domain of the same name still runs (xsave vm | xrestore on one host) the
-new one is built as NAME--incoming and renamed once the old one has gone;
---force replaces a domain that stays. --store-only restores into the
-store instead.
+has arrived and checked out; a restore that fails before then leaves no
+domain. While a domain of the same name still runs (xsave vm | xrestore on
+one host) the new one is built as NAME--incoming and renamed once the old
+one has gone; --force replaces a domain that stays. A failure after the new
+domain is complete leaves it paused as NAME--incoming, and says so: it may
+be the only copy. --store-only restores into the store instead.
 
    ssh host xsave vm | xrestore --name vm-copy
    xrestore --force < /backups/vm.xl

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,7 +114,7 @@ func (h *Host) startXLRestore(paused bool, in *os.File, what string) (*restoring
 	h.Tracef("%s started%s", strings.Join(args, " "), what)
 	rs := &restoring{h: h, cmd: cmd, log: log, done: make(chan struct{})}
 	go func() {
-		rs.waitErr = cmd.Wait()
+		rs.waitErr = exitError(cmd, cmd.Wait())
 		h.Tracef("xl restore exited: %v", rs.waitErr)
 		close(rs.done)
 	}()
@@ -192,10 +194,10 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	// restore, which takes as long to start as xl list takes to run,
 	// starts at once, guessing that the name is free, while xl list
 	// tells. Xen reads only records that have been verified, and xl
-	// sees the END record only when everything before it has checked
-	// out; so unless it must wait for its name, the domain may start as
-	// soon as xl has built it (a failure after that, trailing octets,
-	// still destroys it).
+	// gets the libxl END record only once the whole input has checked
+	// out to its very end (the last CHECKSUM, the decompressor's last
+	// frame check, no trailing octets); so unless it must wait for its
+	// name, the domain may start as soon as xl has built it.
 	var rs *restoring
 	names, err := h.xenstoreNames()
 	if err != nil {
@@ -208,9 +210,9 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	// being saved into our input on this very host: build the new one
 	// beside it, paused, and take the name at the end.
 	target := name
-	if err == nil && names[name] {
+	if err == nil && names.has(name) {
 		target = name + IncomingSuffix
-		if names[target] {
+		if names.has(target) {
 			err = fmt.Errorf("xen: domains %s and %s both exist (another restore in progress?)", name, target)
 		}
 	}
@@ -232,9 +234,19 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 			return res, err
 		}
 	}
+	// built is the name of the domain xl built from the whole,
+	// verified stream, once xl has finished. A failure after that (the
+	// name, the unpause, Ctrl-C) leaves it paused rather than
+	// destroying it: in `xsave vm | xrestore` on one host the domain
+	// it came from has gone by then, and this is the only copy.
+	built := ""
 	defer func() {
-		if err != nil {
-			err = h.abortRestore(ctx, rs, target, err)
+		switch {
+		case err == nil:
+		case built != "":
+			err = fmt.Errorf("%w (the domain was restored; it is left paused as %s)", err, built)
+		default:
+			err = h.abortRestore(ctx, rs, target, names, err)
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() { rs.w.Close() })
@@ -272,6 +284,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	if err := rs.wait(0); err != nil {
 		return res, err
 	}
+	built = target
 
 	if target != name {
 		if err := h.takeName(ctx, name, opts.Replace); err != nil {
@@ -280,6 +293,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		if _, err := h.run(ctx, "rename", target, name); err != nil {
 			return res, err
 		}
+		built = name
 	}
 	if pause && !opts.Paused {
 		if err := h.unpause(ctx, name); err != nil {
@@ -318,21 +332,37 @@ var ErrExists = errors.New("xen: domain exists")
 
 // abortRestore stops a failed restore and destroys what it built. It
 // returns the error to report: xl's own when xl stopped reading first.
-func (h *Host) abortRestore(ctx context.Context, rs *restoring, target string, cause error) error {
+//
+// What it built is found by id, not by name: a domain of that name that
+// was there before xl started is not ours (nor is one whose name made
+// xl fail: libxl then destroys the domain it had begun itself), and a
+// name may look like an id.
+func (h *Host) abortRestore(ctx context.Context, rs *restoring, target string, before domainIDs, cause error) error {
 	xlErr := rs.wait(h.abortTimeout())
+	var xe *Error
+	nameTaken := errors.As(xlErr, &xe) && nameExists.MatchString(strings.Join(xe.Lines, "\n"))
 	// libxl destroys a domain whose restore failed; one xl finished
 	// (paused) before we failed is ours to destroy.
-	if exists, _ := h.exists(context.Background(), target); exists {
-		if err := h.Destroy(context.Background(), target); err != nil {
-			cause = errors.Join(cause, fmt.Errorf("the half-restored domain %s could not be destroyed: %w", target, err))
+	var left error
+	if now, err := h.names(context.Background()); err == nil && !nameTaken {
+		if id, ok := now[target]; ok && !before.hasID(id) {
+			if _, err := h.run(context.Background(), "destroy", strconv.Itoa(id)); err != nil {
+				left = fmt.Errorf("the half-restored domain %s (id %d) could not be destroyed: %w", target, id, err)
+			}
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
 	var pe *pipeError
-	if xlErr != nil && errors.As(cause, &pe) {
-		return xlErr
+	switch {
+	case ctx.Err() != nil:
+		cause = ctx.Err()
+	case xlErr != nil && errors.As(cause, &pe):
+		cause = xlErr
+	}
+	if left != nil {
+		return errors.Join(cause, left)
 	}
 	return cause
 }
+
+// nameExists matches libxl's refusal of a name another domain has.
+var nameExists = regexp.MustCompile(`(?i)with name .* already exists`)

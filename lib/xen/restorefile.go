@@ -64,7 +64,7 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 	}
 	// The names, from xenstore (or xl list) beside the walk.
 	type namesResult struct {
-		names map[string]bool
+		names domainIDs
 		err   error
 	}
 	namesc := make(chan namesResult, 1)
@@ -72,7 +72,7 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 		n, err := h.names(ctx)
 		namesc <- namesResult{n, err}
 	}()
-	names := func() (map[string]bool, error) {
+	names := func() (domainIDs, error) {
 		r := <-namesc
 		namesc <- r
 		return r.names, r.err
@@ -118,7 +118,7 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 		return rewind()
 	}
 	taken, err := names()
-	if err != nil || taken[name] {
+	if err != nil || taken.has(name) {
 		return rewind() // the pipe's way makes its own look-up
 	}
 	if now, err := f.Stat(); err != nil || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) || res.Bytes != fi.Size() {
@@ -134,7 +134,7 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 	stop := context.AfterFunc(ctx, func() { syscall.Kill(-rs.cmd.Process.Pid, syscall.SIGKILL) })
 	defer stop()
 	if err := rs.wait(0); err != nil {
-		return res, h.abortRestore(ctx, rs, name, err)
+		return res, h.abortRestore(ctx, rs, name, taken, err)
 	}
 	if opts.Progress != nil {
 		opts.Progress(res.Bytes)

@@ -82,7 +82,7 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 		w.Close()
 	}
 	go func() {
-		s.waitErr = s.cmd.Wait()
+		s.waitErr = exitError(s.cmd, s.cmd.Wait())
 		h.Tracef("xl save exited: %v", s.waitErr)
 		close(s.done)
 	}()

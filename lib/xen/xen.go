@@ -273,6 +273,17 @@ func (h *Host) command(log *outputLog, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// exitError is cmd's error from Wait or Run. A process xl leaves
+// behind (xl restore's daemon) may hold xl's output for a moment; when
+// it does longer than WaitDelay, os/exec stops copying it and reports
+// ErrWaitDelay, but xl's own exit status is what counts.
+func exitError(cmd *exec.Cmd, err error) error {
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		return nil
+	}
+	return err
+}
+
 // run runs a short xl command and returns its standard output alone.
 func (h *Host) run(ctx context.Context, args ...string) ([]byte, error) {
 	h.Tracef("xl %s", strings.Join(args, " "))
@@ -284,7 +295,7 @@ func (h *Host) run(ctx context.Context, args ...string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := cmd.Run(); err != nil {
+	if err := exitError(cmd, cmd.Run()); err != nil {
 		lines := log.Lines()
 		if len(lines) == 0 {
 			lines = splitLines(stdout.String())
@@ -383,7 +394,7 @@ var noSuchDomain = regexp.MustCompile(`(?i)not exist|invalid domain identifier|n
 // names returns the names of the host's domains: from xenstore when it
 // answers, else with one `xl list`, much cheaper than a look-up by name
 // (which lists every domain's name from xenstore).
-func (h *Host) names(ctx context.Context) (map[string]bool, error) {
+func (h *Host) names(ctx context.Context) (domainIDs, error) {
 	if names, err := h.xenstoreNames(); err == nil {
 		return names, nil
 	}
@@ -392,7 +403,7 @@ func (h *Host) names(ctx context.Context) (map[string]bool, error) {
 
 // xenstoreNames returns the names of the host's domains from xenstore,
 // or an error when there is none to ask or it does not answer.
-func (h *Host) xenstoreNames() (map[string]bool, error) {
+func (h *Host) xenstoreNames() (domainIDs, error) {
 	if len(h.Xenstore) == 0 {
 		return nil, errors.New("xen: no xenstore to ask")
 	}
@@ -406,7 +417,7 @@ func (h *Host) xenstoreNames() (map[string]bool, error) {
 }
 
 // xlNames returns the names of the host's domains as xl list has them.
-func (h *Host) xlNames(ctx context.Context) (map[string]bool, error) {
+func (h *Host) xlNames(ctx context.Context) (domainIDs, error) {
 	out, err := h.run(ctx, "list")
 	if err != nil {
 		return nil, err
@@ -415,9 +426,9 @@ func (h *Host) xlNames(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
+	names := domainIDs{}
 	for _, d := range doms {
-		names[d.Name] = true
+		names[d.Name] = d.ID
 	}
 	return names, nil
 }
@@ -425,7 +436,24 @@ func (h *Host) xlNames(ctx context.Context) (map[string]bool, error) {
 // exists reports whether a domain of that name exists.
 func (h *Host) exists(ctx context.Context, name string) (bool, error) {
 	names, err := h.names(ctx)
-	return names[name], err
+	return names.has(name), err
+}
+
+// domainIDs maps the names of a host's domains to their ids.
+type domainIDs map[string]int
+
+func (d domainIDs) has(name string) bool {
+	_, ok := d[name]
+	return ok
+}
+
+func (d domainIDs) hasID(id int) bool {
+	for _, i := range d {
+		if i == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Destroy destroys a domain.

@@ -346,19 +346,24 @@ func sortedLines(s string) string {
 	return strings.Join(l, "\n")
 }
 
-// A domain of that name that stays: the restore fails and leaves nothing,
-// unless told to replace it.
+// A domain of that name that stays: the restore fails, leaving the
+// domain it restored paused beside it (the stream may have been its only
+// copy), unless told to replace it.
 func TestRestoreNameTaken(t *testing.T) {
 	f := newFake(t)
 	f.addDomain("vm", 3, "-b----")
 	src := genStream(t, gen.Options{Pages: 256, Name: "vm"})
 	_, err := restoreBytes(f, src, RestoreOptions{})
-	if !errors.Is(err, ErrExists) {
-		t.Fatalf("error %v, want ErrExists", err)
+	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "left paused as vm--incoming") {
+		t.Fatalf("error %v, want ErrExists, and to be told of vm--incoming", err)
 	}
-	if d := f.domains(); len(d) != 1 || d["vm"] != "3 -b---- pv 128" {
+	if d := f.domains(); len(d) != 2 || d["vm"] != "3 -b---- pv 128" || !strings.Contains(d["vm--incoming"], "--p---") {
 		t.Fatalf("domains %v", d)
 	}
+	if _, err := restoreBytes(f, src, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "both exist") {
+		t.Fatalf("restoring again beside vm--incoming: %v", err)
+	}
+	os.Remove(filepath.Join(f.dir, "dom", "vm--incoming"))
 	if _, err := restoreBytes(f, src, RestoreOptions{Replace: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -107,7 +108,7 @@ func (x *xsConn) read(path string) (string, error) {
 // has them (/local/domain/ID/name, where libxl keeps them and checks a
 // new domain's name against): a few messages to xenstored instead of an
 // xl process, which under emulation costs a good part of a second.
-func xenstoreNames(paths []string) (map[string]bool, error) {
+func xenstoreNames(paths []string) (domainIDs, error) {
 	x, err := dialXenstore(paths, 2*time.Second)
 	if err != nil {
 		return nil, err
@@ -117,13 +118,17 @@ func xenstoreNames(paths []string) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
+	names := domainIDs{}
 	for _, id := range ids {
+		domid, err := strconv.Atoi(id)
+		if err != nil {
+			continue
+		}
 		n, err := x.read("/local/domain/" + id + "/name")
 		if err != nil {
 			continue // a domain without a name (yet, or any more)
 		}
-		names[n] = true
+		names[n] = domid
 	}
 	return names, nil
 }

@@ -78,7 +78,7 @@ func TestXenstoreNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 2 || !names["Domain-0"] || !names["vm"] {
+	if len(names) != 2 || names["Domain-0"] != 0 || names["vm"] != 3 || !names.has("Domain-0") {
 		t.Fatalf("names %v", names)
 	}
 	if _, err := xenstoreNames([]string{filepath.Join(t.TempDir(), "none")}); err == nil {

@@ -47,6 +47,7 @@ type xlWriter struct {
 	hvm        bool // the libxc domain header says x86 HVM
 	inCkpt     bool
 	deferred   []emulatorRecord
+	end        bool // the input's libxl END came: Close writes it
 }
 
 type emulatorRecord struct {
@@ -162,11 +163,10 @@ func (x *xlWriter) Write(it *sniff.Item) error {
 		case libxl.RecLibxcContext:
 			return x.lx.WriteRecord(rec.Type)
 		case libxl.RecEnd:
-			// xl can finish while we still look for trailing data.
-			if err := x.lx.WriteRecord(rec.Type); err != nil {
-				return err
-			}
-			return x.w.Flush()
+			// Held back until Close: xl, given END, finishes the
+			// domain and may start it.
+			x.end = true
+			return nil
 		case libxl.RecCheckpointEnd:
 			x.inCkpt = false
 			return nil
@@ -205,9 +205,11 @@ func (x *xlWriter) keep(r emulatorRecord) {
 	x.deferred = append(x.deferred, r)
 }
 
-// Close ends the stream: the libxl END of a framed bare libxc stream.
+// Close ends the stream with the libxl END record: the input's, held
+// back, or ours around a bare libxc stream. Call it only once the whole
+// input has checked out, to its end.
 func (x *xlWriter) Close() error {
-	if x.framed {
+	if x.framed || x.end {
 		if err := x.lx.WriteRecord(libxl.RecEnd); err != nil {
 			return err
 		}
