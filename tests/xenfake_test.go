@@ -107,6 +107,23 @@ func TestXenFailures(t *testing.T) {
 			t.Fatalf("gen-pv is %q", st)
 		}
 	})
+	// xl fails after writing the whole stream, and resumes the domain:
+	// the stream's end must not have gone out, or a reader would start
+	// a second copy of a domain that runs on.
+	t.Run("xl fails after the stream", func(t *testing.T) {
+		os.WriteFile(filepath.Join(dir, "save.failafter"), []byte("libxl: error: libxl_domain.c:321:domain_resume_done: Domain 3:Failed to resume\n"), 0o644)
+		defer os.Remove(filepath.Join(dir, "save.failafter"))
+		out := filepath.Join(t.TempDir(), "vm.xl")
+		for _, cmd := range []string{"xsave gen-pv > " + out, "bash -o pipefail -c 'xsave gen-pv | cat > " + out + "'", "xsave --compress zstd gen-pv > " + out, "xsave --checksum gen-pv > " + out} {
+			oneLine(t, sh(t, cmd), 1, "xsave: saving gen-pv: xl save gen-pv: libxl: error: libxl_domain.c:321:domain_resume_done")
+			if r := sh(t, "xstream-cat -q --verify "+out); r.code != 3 {
+				t.Fatalf("%s: its output is a whole stream (xstream-cat exit %d)", cmd, r.code)
+			}
+			if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+				t.Fatalf("%s: gen-pv is %q", cmd, st)
+			}
+		}
+	})
 	t.Run("broken pipe", func(t *testing.T) {
 		r := sh(t, "bash -c 'xsave gen-pv | head -c 1000 >/dev/null; exit ${PIPESTATUS[0]}'")
 		oneLine(t, r, 1, "xsave: output closed early (broken pipe)")

@@ -155,7 +155,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	direct := out.TempPath() != "" && codec == compress.None && !opts.checksum
 	so := xen.SaveOptions{Keep: opts.keep}
 	if direct {
-		so.File = out.TempPath()
+		so.File = out.File()
 	}
 	sv, err := host.Save(ctx, opts.name, so)
 	if err != nil {
@@ -171,6 +171,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	var w io.Writer = io.Discard // xl has written the file
 	var bw *bufio.Writer
 	var zw *compress.Writer
+	flush := func() error { return nil }
 	if !direct {
 		var sink io.Writer = out
 		if codec != compress.None {
@@ -184,6 +185,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		// whole, straight from and to the pipes, not copied through.
 		bw = bufio.NewWriterSize(sink, 64<<10)
 		w = bw
+		flush = bw.Flush
 	}
 	// xl's own stream has no CHECKSUM records, and one would be a
 	// stream that is not what xl writes.
@@ -194,13 +196,13 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		// look at, are passed over, which takes milliseconds. Following
 		// the file as it grew competed with xl for the CPU, and could
 		// not stop xl early anyway.
-		err = waitShowing(sv, out.TempPath(), prog, opts.quiet)
+		err = waitShowing(sv, out.File(), prog, opts.quiet)
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		if err == nil {
 			walk.SkipPageData = true
-			in.n, err = verifyFile(out.TempPath(), walk)
+			in.n, err = verifyFile(out.File(), walk)
 		}
 	} else if pipe := sv.Pipe(); pipe != nil && codec == compress.None && !opts.checksum {
 		// The stream goes on as xl wrote it: only the records' headers
@@ -208,29 +210,47 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		// the output in the kernel (splice(2)).
 		walk.SkipPageData = true
 		var spliced int64
-		in.n, spliced, err = forwardStream(pipe, stream.NewOutput(out.Writer, 256<<10), walk, prog)
+		o := stream.NewOutput(out.Writer, 256<<10)
+		in.n, spliced, err = forwardStream(pipe, o, walk, prog)
 		host.Tracef("stream forwarded, %d octets spliced", spliced)
+		flush = o.Flush
 	} else {
 		_, err = rewrite.Copy(w, in, walk, &rewrite.Options{Checksum: opts.checksum})
 	}
-	if err == nil && bw != nil {
-		err = bw.Flush()
+	host.Tracef("stream read and verified: %d octets (%v)", in.n, err)
+	// The end of the stream (its last octets, still in our buffers) goes
+	// out only once xl has succeeded: should xl fail after writing it
+	// all, or a signal come, Abort resumes the domain, and a reader
+	// must not have been given a whole stream to start a second copy.
+	if err == nil {
+		err = sv.Wait()
+	}
+	if err == nil {
+		err = flush()
 	}
 	if err == nil && zw != nil {
 		err = zw.Close()
-	}
-	host.Tracef("stream read and verified: %d octets (%v)", in.n, err)
-	if err == nil {
-		err = sv.Wait()
 	}
 	if err == nil {
 		err = out.Commit()
 		host.Tracef("output committed (%v)", err)
 	}
+	if err == nil && opts.output == "" {
+		// Synced if it is a file, and closed, so that a reader (an
+		// xrestore on this host) sees its end while the domain is
+		// destroyed.
+		if err = cmdutil.SyncStdout(); err == nil {
+			err = os.Stdout.Close()
+		}
+	}
 	if err != nil {
 		err = sv.Abort(err)
 		if ctx.Err() != nil {
-			err = fmt.Errorf("interrupted; domain %s left running", opts.name)
+			if errors.Is(err, xen.ErrNotRunning) {
+				err = fmt.Errorf("interrupted: %w", err)
+			} else {
+				err = fmt.Errorf("interrupted; domain %s left running", opts.name)
+			}
 		}
 		return fmt.Errorf("saving %s: %w", opts.name, err)
 	}
@@ -251,7 +271,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 
 // waitShowing waits for xl to finish writing the file, showing its size
 // as it grows unless quiet.
-func waitShowing(sv *xen.Saving, path string, prog *cmdutil.Progress, quiet bool) error {
+func waitShowing(sv *xen.Saving, f *os.File, prog *cmdutil.Progress, quiet bool) error {
 	if quiet {
 		return sv.Wait()
 	}
@@ -265,7 +285,7 @@ func waitShowing(sv *xen.Saving, path string, prog *cmdutil.Progress, quiet bool
 			case <-stop:
 				return
 			case <-tick.C:
-				if fi, err := os.Stat(path); err == nil {
+				if fi, err := f.Stat(); err == nil {
 					prog.Update(fi.Size(), 0, 0, "")
 				}
 			}
@@ -277,14 +297,12 @@ func waitShowing(sv *xen.Saving, path string, prog *cmdutil.Progress, quiet bool
 	return err
 }
 
-// verifyFile walks the stream in the file at path and returns its
+// verifyFile walks the stream in f, from its start, and returns its
 // length.
-func verifyFile(path string, walk *sniff.Options) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
+func verifyFile(f *os.File, walk *sniff.Options) (int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
-	defer f.Close()
 	return verifyStream(f, walk)
 }
 
@@ -318,7 +336,7 @@ func forwardStream(r io.Reader, o *stream.Output, walk *sniff.Options, prog *cmd
 	for {
 		if _, err := wk.Next(); err != nil {
 			if err == io.EOF {
-				err = o.Flush()
+				err = nil // the end stays in o until the caller's Flush
 			}
 			return wk.Offset(), wk.Spliced(), err
 		}

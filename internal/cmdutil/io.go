@@ -45,22 +45,33 @@ func CreateOutput(path string) (*Output, error) {
 // Commit renames into place, or "" for standard output.
 func (o *Output) TempPath() string { return o.tmp }
 
+// File returns a file output's temporary file, or nil for standard
+// output.
+func (o *Output) File() *os.File { return o.f }
+
 // Commit finishes the output: for a file, fsync, close, rename into place
 // and fsync the directory.
 func (o *Output) Commit() error {
 	if o.f == nil {
 		return nil
 	}
-	if err := o.f.Sync(); err != nil {
-		o.Abort()
-		return err
+	// The mode a file made by the shell's > would have, or the one it
+	// replaces keeps: the temporary file is 0600, and a saved domain's
+	// memory holds its secrets.
+	mode := 0o666 &^ umask
+	if fi, err := os.Stat(o.final); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
 	}
-	if err := o.f.Close(); err != nil {
-		o.Abort()
-		return err
+	err := o.f.Chmod(mode)
+	if err == nil {
+		err = o.f.Sync()
 	}
-	o.f = nil
-	if err := os.Chmod(o.tmp, 0o644); err != nil {
+	if err == nil {
+		err = o.f.Close()
+		o.f = nil
+	}
+	if err != nil {
+		o.Abort()
 		os.Remove(o.tmp)
 		return err
 	}
@@ -68,11 +79,26 @@ func (o *Output) Commit() error {
 		os.Remove(o.tmp)
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(o.final)); err == nil {
-		d.Sync()
-		d.Close()
+	d, err := os.Open(filepath.Dir(o.final))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing the directory of %s: %w", o.final, err)
 	}
 	return nil
+}
+
+// SyncStdout flushes standard output to its disk when it is a regular
+// file (`xsave vm > file`), as Commit does a file output; on a pipe it
+// does nothing.
+func SyncStdout() error {
+	fi, err := os.Stdout.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return os.Stdout.Sync()
 }
 
 // Abort removes a file output's temporary file.

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -15,12 +17,15 @@ import (
 type SaveOptions struct {
 	// Keep leaves the domain running: a checkpoint (`xl save -c`).
 	Keep bool
-	// File, if set, is where xl writes the stream itself (the caller's
-	// temporary output file), which the caller checks once Wait returns:
-	// the stream reaches its file with one copy, as with xl save alone,
-	// instead of three through a pipe. The Saving then has nothing to
-	// read. Only for a stream stored as xl writes it.
-	File string
+	// File, if set, is the file xl writes the stream into itself (the
+	// caller's temporary output file, open for writing), which the
+	// caller checks once Wait returns: the stream reaches its file with
+	// one copy, as with xl save alone, instead of three through a pipe.
+	// The Saving then has nothing to read. Only for a stream stored as
+	// xl writes it. xl gets the file, not its name: it opens
+	// /proc/self/fd/3, the same file whatever happens meanwhile to the
+	// name (a symbolic link put in its place, say).
+	File *os.File
 }
 
 // Saving is a save in progress: read the stream from it to its end (when
@@ -57,9 +62,15 @@ func (h *Host) Save(ctx context.Context, name string, opts SaveOptions) (*Saving
 		mode = "-c"
 	}
 	s := &Saving{h: h, name: name, keep: opts.Keep, log: &outputLog{tee: h.Log}, done: make(chan struct{})}
+	// xl must see EPIPE, and fail and resume the domain, when the
+	// reader of its pipe goes away, not die of SIGPIPE (it has no
+	// handler of its own) with the domain suspended: it inherits the
+	// signal ignored.
+	signal.Ignore(syscall.SIGPIPE)
 	var w *os.File
-	if opts.File != "" {
-		s.cmd = h.command(s.log, "save", mode, name, opts.File)
+	if opts.File != nil {
+		s.cmd = h.command(s.log, "save", mode, name, "/proc/self/fd/3")
+		s.cmd.ExtraFiles = []*os.File{opts.File}
 	} else {
 		r, pw, err := os.Pipe()
 		if err != nil {
@@ -172,9 +183,9 @@ func (s *Saving) Abort(cause error) error {
 	case <-timeout:
 		// xl did not give up on its broken pipe; kill it. The domain
 		// may be left suspended: say so.
-		s.cmd.Process.Kill()
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // its helper too
 		<-s.done
-		return errors.Join(cause, fmt.Errorf("%s did not stop and was killed; domain %s may be left suspended", s.op(), s.name))
+		return errors.Join(cause, notRunning{fmt.Errorf("%s did not stop and was killed; domain %s may be left suspended", s.op(), s.name)})
 	}
 	if s.waitErr != nil {
 		xlErr := newError(s.op(), s.log.Lines(), s.waitErr)
@@ -186,11 +197,20 @@ func (s *Saving) Abort(cause error) error {
 	// xl succeeded: with -p it left the domain paused for us.
 	if !s.keep {
 		if err := s.h.unpause(context.Background(), s.name); err != nil {
-			return errors.Join(cause, fmt.Errorf("domain %s is left paused: %w", s.name, err))
+			return errors.Join(cause, notRunning{fmt.Errorf("domain %s is left paused: %w", s.name, err)})
 		}
 	}
 	return cause
 }
+
+// ErrNotRunning matches the error of an Abort that could not leave the
+// domain running.
+var ErrNotRunning = errors.New("xen: the domain is not running")
+
+type notRunning struct{ error }
+
+func (e notRunning) Unwrap() error        { return e.error }
+func (e notRunning) Is(target error) bool { return target == ErrNotRunning }
 
 func (h *Host) unpause(ctx context.Context, name string) error {
 	_, err := h.run(ctx, "unpause", name)

@@ -150,8 +150,12 @@ func slowSaveToFile(t *testing.T) (*fake, *Saving, []byte, string) {
 	f.write("save.stream", src)
 	f.write("save.slow", nil)
 	file := filepath.Join(t.TempDir(), "vm.xl")
-	os.WriteFile(file, nil, 0o600)
-	sv, err := f.host.Save(context.Background(), "vm", SaveOptions{File: file})
+	fd, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fd.Close() })
+	sv, err := f.host.Save(context.Background(), "vm", SaveOptions{File: fd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +178,7 @@ func TestSaveToFile(t *testing.T) {
 	if b, _ := os.ReadFile(file); !bytes.Equal(b, src) {
 		t.Fatal("the file differs from what xl wrote")
 	}
-	if want := "save -p vm " + file + "\ndestroy vm\n"; f.calls() != want {
+	if want := "save -p vm /proc/self/fd/3\ndestroy vm\n"; f.calls() != want {
 		t.Fatalf("xl calls:\n%s", f.calls())
 	}
 }
