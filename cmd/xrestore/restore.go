@@ -151,6 +151,8 @@ func runXen(host *xen.Host, opts options) error {
 	})
 	err = up.close(err)
 	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, xen.ErrDomainLeft):
+		return fmt.Errorf("interrupted: %w", err)
 	case err != nil && ctx.Err() != nil:
 		return errors.New("interrupted; no domain was restored")
 	case errors.Is(err, xen.ErrNeedConfig):

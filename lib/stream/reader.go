@@ -227,8 +227,10 @@ func (r *Reader) readSkipping(rec *Record, length int) (*Record, error) {
 		return nil, rec.Error(truncated{want: padded, err: err})
 	}
 	var body []byte
-	n := 8 + 8*int(r.order.Uint32(head))
-	if n <= most && n <= length {
+	var n int
+	// In 64 bits: 8 times a 32-bit count overflows a 32-bit int.
+	if c := uint64(r.order.Uint32(head)); c <= MaxPageBatch && 8+8*c <= uint64(length) {
+		n = 8 + 8*int(c)
 		body = r.buf[:n]
 		if err := r.readFull(body[8:]); err != nil {
 			return nil, rec.Error(truncated{want: padded, err: err})

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -213,5 +214,33 @@ func TestSkipFileReadsLittle(t *testing.T) {
 	rest, err := io.ReadAll(src)
 	if err != nil || !bytes.Equal(rest, data[3<<20+8:]) {
 		t.Fatalf("the rest: %d octets, %v", len(rest), err)
+	}
+}
+
+// A PAGE_DATA count whose eight times overflows a 32-bit int (0x10000000
+// pfns) is an error, not a panic, when pages are skipped: run on 386 by
+// make test-cross.
+func TestSkipHugeCount(t *testing.T) {
+	var buf bytes.Buffer
+	w := stream.NewWriter(&buf)
+	if err := w.WriteHeaders(stream.NewImageHeader(binary.LittleEndian), stream.DomainHeader{Type: stream.DomainX86PV, PageShift: 12, XenMajor: 4, XenMinor: 17}); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	b := le.AppendUint32(buf.Bytes(), uint32(stream.RecPageData))
+	b = le.AppendUint32(b, 16)         // length
+	b = le.AppendUint32(b, 0x10000000) // count
+	b = le.AppendUint32(b, 0)
+	b = append(b, make([]byte, 8)...)
+	rd := stream.NewReader(bytes.NewReader(b), &stream.Options{SkipPageData: true})
+	if _, _, err := rd.Headers(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := rd.Next()
+	if err == nil {
+		_, err = stream.Decode(rec.Type, rec.Body, le)
+	}
+	if err == nil || err == io.EOF {
+		t.Fatalf("error %v, want one", err)
 	}
 }

@@ -2,6 +2,7 @@ package xen
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestRestoreKeepsTheOnlyCopy(t *testing.T) {
 	f.write("restore.gone", []byte("vm"))
 	wrapXL(t, f, `[ "$1" = rename ] && { echo "libxl: error: rename failed" >&2; exit 1; }`)
 	_, err := restoreBytes(f, genStream(t, gen.Options{Pages: 256, Name: "vm"}), RestoreOptions{})
-	if err == nil || !strings.Contains(err.Error(), "left paused as vm--incoming") {
+	if !errors.Is(err, ErrDomainLeft) || !strings.Contains(err.Error(), "left paused as vm--incoming") {
 		t.Fatalf("error %v, want the rename's, saying where the domain is", err)
 	}
 	if d := f.domains(); len(d) != 1 || !strings.Contains(d["vm--incoming"], "--p---") {

@@ -54,6 +54,16 @@ var ErrNoName = errors.New("the domain's config gives it no name; give a name")
 // domain of the same name still runs, as `xl migrate` does.
 const IncomingSuffix = "--incoming"
 
+// ErrDomainLeft matches the error of a restore that failed but left a
+// domain behind: a complete one, paused (it may be the only copy), or a
+// half-built one that could not be destroyed.
+var ErrDomainLeft = errors.New("xen: a domain was left behind")
+
+type domainLeft struct{ error }
+
+func (e domainLeft) Unwrap() error        { return e.error }
+func (e domainLeft) Is(target error) bool { return target == ErrDomainLeft }
+
 // pipeError marks a failed write to xl's pipe: xl has most likely
 // stopped reading, and its own error says why.
 type pipeError struct{ err error }
@@ -244,7 +254,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		switch {
 		case err == nil:
 		case built != "":
-			err = fmt.Errorf("%w (the domain was restored; it is left paused as %s)", err, built)
+			err = domainLeft{fmt.Errorf("%w (the domain was restored; it is left paused as %s)", err, built)}
 		default:
 			err = h.abortRestore(ctx, rs, target, names, err)
 		}
@@ -347,7 +357,7 @@ func (h *Host) abortRestore(ctx context.Context, rs *restoring, target string, b
 	if now, err := h.names(context.Background()); err == nil && !nameTaken {
 		if id, ok := now[target]; ok && !before.hasID(id) {
 			if _, err := h.run(context.Background(), "destroy", strconv.Itoa(id)); err != nil {
-				left = fmt.Errorf("the half-restored domain %s (id %d) could not be destroyed: %w", target, id, err)
+				left = domainLeft{fmt.Errorf("the half-restored domain %s (id %d) could not be destroyed: %w", target, id, err)}
 			}
 		}
 	}
