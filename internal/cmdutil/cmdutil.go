@@ -56,6 +56,10 @@ func Code(err error) int {
 		// A legacy stream whose layout only the user can tell (-w, -g)
 		// is a question for the command line, not a bad stream.
 		return ExitUsage
+	case isIOError(err):
+		// A read that failed (EIO from a disk, a reset connection)
+		// says nothing of the stream, even in the middle of a record.
+		return ExitFailure
 	case errors.As(err, &fe), errors.Is(err, stream.ErrCorrupt), errors.Is(err, stream.ErrUnsupported),
 		errors.Is(err, stream.ErrLimit):
 		return ExitInvalid
@@ -63,6 +67,15 @@ func Code(err error) int {
 		return ExitInvalid
 	}
 	return ExitFailure
+}
+
+// isIOError tells whether err comes from the system: an errno, bare or
+// wrapped by the os package.
+func isIOError(err error) bool {
+	var errno syscall.Errno
+	var pe *fs.PathError
+	var se *os.SyscallError
+	return errors.As(err, &errno) || errors.As(err, &pe) || errors.As(err, &se)
 }
 
 // Run runs app with os.Args and exits with the mapped code, printing the
