@@ -1,11 +1,16 @@
 package tests
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // needTool skips a test without a command-line tool, and fails it in CI
@@ -211,5 +216,50 @@ func TestFlippedBit(t *testing.T) {
 	r := sh(t, inStore(dir, "xrestore --name x "+files+"/ck"))
 	if r.code != 3 || !strings.Contains(r.stderr, "(CHECKSUM) at offset 0x") || !strings.Contains(r.stderr, "checksum mismatch over octets 0x") {
 		t.Fatalf("exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// A signal while a command writes -o FILE (Ctrl-C, kill, an ssh session
+// hanging up) leaves neither FILE nor its temporary file, and an old
+// FILE as it was.
+func TestSignalLeavesNoOutput(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "a.xl.zst")
+			os.WriteFile(out, []byte("the old backup"), 0o600)
+			cmd := exec.Command(filepath.Join(bin, "xstream-compress"), "-o", out)
+			in, err := cmd.StdinPipe() // held open: xstream-compress waits
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			in.Write(bytes.Repeat([]byte("x"), 1<<20))
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if tmp, _ := filepath.Glob(filepath.Join(dir, ".a.xl.zst.tmp-*")); len(tmp) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no temporary file appeared")
+				}
+			}
+			cmd.Process.Signal(sig)
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+				t.Fatalf("exit %v, want %d; stderr %q", err, 128+int(sig), stderr.String())
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+			if b, _ := os.ReadFile(out); string(b) != "the old backup" {
+				t.Fatalf("%s is now %q", out, b)
+			}
+		})
 	}
 }

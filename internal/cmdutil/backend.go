@@ -1,11 +1,8 @@
 package cmdutil
 
 import (
-	"context"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -88,10 +85,3 @@ func ChooseBackend(name string, verbose bool) (Backend, error) {
 	return b, nil
 }
 
-// SignalContext returns a context cancelled by SIGINT or SIGTERM, for
-// work that must stop cleanly (a domain half-saved must be resumed).
-// While it is in force the signals do not kill the process: call stop
-// as soon as the work is done.
-func SignalContext() (ctx context.Context, stop func()) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}

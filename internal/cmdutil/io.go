@@ -38,6 +38,7 @@ func CreateOutput(path string) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeOnSignal(f.Name())
 	return &Output{Writer: f, f: f, tmp: f.Name(), final: path}, nil
 }
 
@@ -75,7 +76,10 @@ func (o *Output) Commit() error {
 		os.Remove(o.tmp)
 		return err
 	}
-	if err := os.Rename(o.tmp, o.final); err != nil {
+	done := forget(o.tmp)
+	err = os.Rename(o.tmp, o.final)
+	done()
+	if err != nil {
 		os.Remove(o.tmp)
 		return err
 	}
@@ -107,6 +111,7 @@ func (o *Output) Abort() {
 		o.f.Close()
 		o.f = nil
 		os.Remove(o.tmp)
+		forget(o.tmp)()
 	}
 }
 

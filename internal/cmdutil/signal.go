@@ -1,0 +1,92 @@
+package cmdutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// The signals that end a command: Ctrl-C, kill, and the hang-up of an ssh
+// session or terminal that went away.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// sigs keeps what a signal must clean up. While an Output's temporary
+// file exists, a signal removes it before the process exits, so that an
+// interrupted `xstream-compress -o f` leaves neither f nor a
+// half-written .f.tmp-*. While a SignalContext is in force its work
+// stops itself (a Xen domain must be resumed first) and cleans up
+// through its own error path.
+var sigs struct {
+	sync.Mutex
+	temps    map[string]bool
+	graceful int
+	watching bool
+}
+
+// removeOnSignal has path removed if a signal ends the process.
+func removeOnSignal(path string) {
+	sigs.Lock()
+	defer sigs.Unlock()
+	if sigs.temps == nil {
+		sigs.temps = map[string]bool{}
+	}
+	sigs.temps[path] = true
+	watchSignals()
+}
+
+// forget undoes removeOnSignal; with the lock held until done is
+// called, so that a signal waits for what done finishes (a rename).
+func forget(path string) (done func()) {
+	sigs.Lock()
+	delete(sigs.temps, path)
+	return sigs.Unlock
+}
+
+// watchSignals starts, once, the goroutine that cleans up on a signal.
+// sigs must be locked.
+func watchSignals() {
+	if sigs.watching {
+		return
+	}
+	sigs.watching = true
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, stopSignals...)
+	go func() {
+		for s := range c {
+			sigs.Lock()
+			if sigs.graceful > 0 {
+				sigs.Unlock()
+				continue
+			}
+			for p := range sigs.temps {
+				os.Remove(p)
+			}
+			fmt.Fprintf(os.Stderr, "%s: %v; nothing was written\n", filepath.Base(os.Args[0]), s)
+			os.Exit(128 + int(s.(syscall.Signal)))
+		}
+	}()
+}
+
+// SignalContext returns a context cancelled by SIGINT, SIGTERM or
+// SIGHUP, for work that must stop cleanly (a domain half-saved must be
+// resumed). While it is in force the signals do not kill the process:
+// call stop as soon as the work is done.
+func SignalContext() (ctx context.Context, stop func()) {
+	sigs.Lock()
+	sigs.graceful++
+	sigs.Unlock()
+	ctx, cancel := signal.NotifyContext(context.Background(), stopSignals...)
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			cancel()
+			sigs.Lock()
+			sigs.graceful--
+			sigs.Unlock()
+		})
+	}
+}
