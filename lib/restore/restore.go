@@ -230,8 +230,9 @@ func NameFromConfig(config []byte) string {
 	if json.Unmarshal(config, &j) == nil && j.CInfo.Name != "" {
 		return j.CInfo.Name
 	}
-	if m := textName.FindSubmatch(config); m != nil {
-		return string(m[1])
+	// xl's config parser keeps the last of several settings.
+	if m := textName.FindAllSubmatch(config, -1); m != nil {
+		return string(m[len(m)-1][1])
 	}
 	return ""
 }

@@ -207,6 +207,8 @@ func TestNameFromConfig(t *testing.T) {
 		`{"c_info": {"name": "vm1"}}`:    "vm1",
 		"name = \"w32-hvm\"\nmemory = 2": "w32-hvm",
 		"memory = 2":                     "",
+		// xl's parser keeps the last setting of a name.
+		"name = 'a'\nmemory = 2\n name = \"b\"\n": "b",
 	} {
 		if got := restore.NameFromConfig([]byte(in)); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
