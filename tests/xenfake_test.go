@@ -241,6 +241,44 @@ func TestXenFailures(t *testing.T) {
 			t.Fatalf("gen-pv is %q after an interrupted save", st)
 		}
 	})
+	// Ctrl-C while xrestore waits for input that does not come (an ssh
+	// session that stalled): it stops at once, the half-read stream
+	// built into nothing.
+	t.Run("restore interrupted", func(t *testing.T) {
+		good, _ := os.ReadFile(stream)
+		for _, part := range [][]byte{nil, good[:3000000]} {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(filepath.Join(bin, "xrestore"), "--name", "stalled")
+			cmd.Env = append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+			var stderr bytes.Buffer
+			cmd.Stdin, cmd.Stderr = pr, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pr.Close()
+			pw.Write(part)
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(os.Interrupt)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("xrestore still runs 5s after SIGINT; stderr: %s", stderr.String())
+			}
+			pw.Close()
+			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted; no domain was restored") {
+				t.Fatalf("after %d octets: exit %d, stderr %q", len(part), code, stderr.String())
+			}
+			if st := fakeState(dir, "stalled"); st != "" {
+				t.Fatalf("after %d octets: stalled is %q", len(part), st)
+			}
+		}
+	})
 	t.Run("no config", func(t *testing.T) {
 		r := sh(t, "xstream-gen -m 4M -f libxl | xrestore")
 		if r.code != 2 || !strings.Contains(r.stderr, "give an xl domain config file") || !strings.Contains(r.stderr, "hint: add --config FILE") {

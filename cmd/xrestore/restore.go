@@ -139,6 +139,8 @@ func runXen(host *xen.Host, opts options) error {
 	defer in.Close()
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()
+	in, release := cmdutil.Interruptible(ctx, in) // Ctrl-C while upstream stalls
+	defer release()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
 	up := upgrader{opts: opts}
 	res, err := host.Restore(ctx, in, xen.RestoreOptions{
