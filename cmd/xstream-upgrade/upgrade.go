@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/syslog"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -198,7 +195,7 @@ func openInput(opts options, stdin io.Reader) (io.Reader, func(), error) {
 type output struct {
 	w       io.Writer
 	path    string // final name, for -o FILE
-	tmp     *os.File
+	out     *cmdutil.Output
 	closeFD *os.File
 }
 
@@ -215,6 +212,9 @@ func openOutput(opts options, f files) (*output, error) {
 		if file == nil {
 			return nil, cmdutil.Usagef("-o %s: not a file descriptor", opts.out)
 		}
+		if cmdutil.IsTerminal(file) {
+			return nil, cmdutil.Usagef("refusing to write a binary stream to a terminal (-o %s); use -o FILE or a pipe", opts.out)
+		}
 		return &output{w: file, closeFD: file}, nil
 	}
 	return &output{path: opts.out}, nil
@@ -222,7 +222,7 @@ func openOutput(opts options, f files) (*output, error) {
 
 // writer returns what the stream is written to: standard output or the
 // file descriptor itself (an *os.File, so that page data can move into it
-// with splice(2)), or the Output that creates -o FILE on its first write.
+// with splice(2)), or the output that creates -o FILE on its first write.
 func (o *output) writer() io.Writer {
 	if o.path == "" {
 		return o.w
@@ -232,15 +232,11 @@ func (o *output) writer() io.Writer {
 
 func (o *output) Write(p []byte) (int, error) {
 	if o.w == nil {
-		tmp, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".tmp*")
+		out, err := cmdutil.CreateOutput(o.path)
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = &fs.PathError{Op: "create", Path: o.path, Err: pe.Err}
-			}
 			return 0, err
 		}
-		o.tmp, o.w = tmp, tmp
+		o.out, o.w = out, out
 	}
 	return o.w.Write(p)
 }
@@ -253,32 +249,18 @@ func (o *output) commit() error {
 	if o.path == "" {
 		return nil
 	}
-	if o.tmp == nil { // nothing written: still make an (empty) file
+	if o.out == nil { // nothing written: still make an (empty) file
 		if _, err := o.Write(nil); err != nil {
 			return err
 		}
 	}
-	if err := o.tmp.Sync(); err != nil {
-		o.abort()
-		return err
-	}
-	if err := o.tmp.Close(); err != nil {
-		os.Remove(o.tmp.Name())
-		return err
-	}
-	if err := os.Rename(o.tmp.Name(), o.path); err != nil {
-		os.Remove(o.tmp.Name())
-		return err
-	}
-	return nil
+	return o.out.Commit()
 }
 
 // abort removes a partly written -o FILE.
 func (o *output) abort() {
-	if o.tmp != nil {
-		o.tmp.Close()
-		os.Remove(o.tmp.Name())
-		o.tmp = nil
+	if o.out != nil {
+		o.out.Abort()
 	}
 	if o.closeFD != nil {
 		o.closeFD.Close()

@@ -1,10 +1,13 @@
 package cmdutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -12,12 +15,16 @@ import (
 // Output is where a command writes its stream: standard output, or a file
 // written under a temporary name in the same directory and renamed into
 // place only by Commit, after an fsync, so that a crash or an error never
-// leaves a half-written file where the last good one was.
+// leaves a half-written file where the last good one was. A path that
+// names a device, a FIFO or a socket (-o /dev/null, a named pipe) is
+// written in place, as the shell's > would, and a symbolic link is
+// followed: the file it points to is replaced, not the link.
 type Output struct {
 	io.Writer
-	f     *os.File
+	f     *os.File // the temporary file
 	tmp   string
 	final string
+	dev   *os.File // a file that is not a regular one, written in place
 }
 
 // CreateOutput opens the output: path "" or "-" is standard output, which
@@ -30,16 +37,54 @@ func CreateOutput(path string) (*Output, error) {
 		GrowPipe(os.Stdout)
 		return &Output{Writer: os.Stdout}, nil
 	}
-	dir, base := filepath.Split(path)
+	final := resolveLinks(path)
+	if fi, err := os.Stat(final); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return nil, Usagef("-o %s: a directory; give a file name", path)
+		}
+		f, err := os.OpenFile(final, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		if IsTerminal(f) {
+			f.Close()
+			return nil, ErrTerminal
+		}
+		return &Output{Writer: f, dev: f}, nil
+	}
+	if strings.HasSuffix(path, "/") {
+		return nil, Usagef("-o %s: a directory; give a file name", path)
+	}
+	dir, base := filepath.Split(final)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// Made and registered under the lock: a signal finds it registered.
+	f, err := createRemovedOnSignal(dir, "."+base+".tmp-*")
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // name the file asked for, not ours
+			err = &fs.PathError{Op: "create", Path: path, Err: pe.Err}
+		}
 		return nil, err
 	}
-	removeOnSignal(f.Name())
-	return &Output{Writer: f, f: f, tmp: f.Name(), final: path}, nil
+	return &Output{Writer: f, f: f, tmp: f.Name(), final: final}, nil
+}
+
+// resolveLinks returns the file path names through any symbolic links,
+// which need not exist yet.
+func resolveLinks(path string) string {
+	for range 40 { // as the kernel's limit on links followed
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path
 }
 
 // TempPath returns the name of a file output's temporary file, which
@@ -53,6 +98,11 @@ func (o *Output) File() *os.File { return o.f }
 // Commit finishes the output: for a file, fsync, close, rename into place
 // and fsync the directory.
 func (o *Output) Commit() error {
+	if o.dev != nil {
+		err := o.dev.Close()
+		o.dev = nil
+		return err
+	}
 	if o.f == nil {
 		return nil
 	}
@@ -78,6 +128,9 @@ func (o *Output) Commit() error {
 	}
 	done := forget(o.tmp)
 	err = os.Rename(o.tmp, o.final)
+	if err == nil {
+		sigs.committed = true
+	}
 	done()
 	if err != nil {
 		os.Remove(o.tmp)
@@ -107,6 +160,10 @@ func SyncStdout() error {
 
 // Abort removes a file output's temporary file.
 func (o *Output) Abort() {
+	if o.dev != nil {
+		o.dev.Close()
+		o.dev = nil
+	}
 	if o.f != nil {
 		o.f.Close()
 		o.f = nil

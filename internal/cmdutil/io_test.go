@@ -3,9 +3,11 @@
 package cmdutil
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -43,6 +45,73 @@ func TestCommitMode(t *testing.T) {
 	commit()
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("new file under umask 022: %v %v", fi.Mode(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// -o to a device, a FIFO or through a symbolic link writes where the
+// shell's > would, and never replaces the device, the FIFO or the link
+// with a regular file; a directory is refused.
+func TestOutputInPlace(t *testing.T) {
+	write := func(path string) error {
+		o, err := CreateOutput(path)
+		if err != nil {
+			return err
+		}
+		if _, err := o.Write([]byte("stream")); err != nil {
+			o.Abort()
+			return err
+		}
+		return o.Commit()
+	}
+	if err := write(os.DevNull); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(os.DevNull); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("%s is now %v (%v)", os.DevNull, fi.Mode(), err)
+	}
+
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- b
+	}()
+	if err := write(fifo); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; string(b) != "stream" {
+		t.Fatalf("the FIFO's reader got %q", b)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the FIFO is now %v (%v)", fi.Mode(), err)
+	}
+
+	target, link := filepath.Join(dir, "target.xl"), filepath.Join(dir, "link.xl")
+	os.Symlink("target.xl", link) // dangling until written
+	for range 2 {
+		if err := write(link); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link is now %v (%v)", fi.Mode(), err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "stream" {
+			t.Fatalf("the link's target holds %q", b)
+		}
+	}
+
+	var ue *UsageError
+	for _, d := range []string{dir, dir + "/new/"} {
+		if err := write(d); !errors.As(err, &ue) {
+			t.Fatalf("-o %s: %v, want a usage error", d, err)
+		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
 		t.Fatalf("left behind: %v", left)

@@ -22,23 +22,30 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 // through its own error path.
 var sigs struct {
 	sync.Mutex
-	temps    map[string]bool
-	graceful int
-	watching bool
+	temps     map[string]bool
+	graceful  int
+	watching  bool
+	committed bool // an Output was renamed into place
 }
 
-// removeOnSignal has path removed if a signal ends the process.
-func removeOnSignal(path string) {
+// createRemovedOnSignal creates a temporary file (os.CreateTemp) that
+// a signal removes until forget is called.
+func createRemovedOnSignal(dir, pattern string) (*os.File, error) {
 	sigs.Lock()
 	defer sigs.Unlock()
+	watchSignals()
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
 	if sigs.temps == nil {
 		sigs.temps = map[string]bool{}
 	}
-	sigs.temps[path] = true
-	watchSignals()
+	sigs.temps[f.Name()] = true
+	return f, nil
 }
 
-// forget undoes removeOnSignal; with the lock held until done is
+// forget undoes createRemovedOnSignal; with the lock held until done is
 // called, so that a signal waits for what done finishes (a rename).
 func forget(path string) (done func()) {
 	sigs.Lock()
@@ -62,10 +69,15 @@ func watchSignals() {
 				sigs.Unlock()
 				continue
 			}
+			what := "nothing was written"
+			if len(sigs.temps) == 0 && sigs.committed {
+				// It came as the output was renamed into place.
+				what = "the output was complete"
+			}
 			for p := range sigs.temps {
 				os.Remove(p)
 			}
-			fmt.Fprintf(os.Stderr, "%s: %v; nothing was written\n", filepath.Base(os.Args[0]), s)
+			fmt.Fprintf(os.Stderr, "%s: %v; %s\n", filepath.Base(os.Args[0]), s, what)
 			os.Exit(128 + int(s.(syscall.Signal)))
 		}
 	}()
