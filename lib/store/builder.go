@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +29,14 @@ func (s *Store) Create(name string, replace bool) (domain.Builder, error) {
 		unlock()
 		return nil, fmt.Errorf("%w: %s (use --force to replace it)", domain.ErrExists, name)
 	}
-	// Remove what a crashed writer of this name left.
-	if old, _ := filepath.Glob(filepath.Join(s.root, dataDir, name+".*.tmp")); len(old) > 0 {
-		for _, d := range old {
-			os.RemoveAll(d)
+	// Remove what a crashed writer of this name left: NAME.<12 hex>.tmp
+	// exactly, not a.b's when the name is a (nor a pattern: a name may
+	// hold * or [).
+	if ents, err := os.ReadDir(filepath.Join(s.root, dataDir)); err == nil {
+		for _, e := range ents {
+			if isTempOf(e.Name(), name) {
+				os.RemoveAll(filepath.Join(s.root, dataDir, e.Name()))
+			}
 		}
 	}
 	id := name + "." + randomSuffix()
@@ -356,4 +361,19 @@ func (b *builder) Abort() error {
 	err := os.RemoveAll(b.dir)
 	b.unlock()
 	return err
+}
+
+// isTempOf tells whether dir is a temporary directory of a writer of
+// name: name, a dot, randomSuffix's 12 hex digits, ".tmp".
+func isTempOf(dir, name string) bool {
+	rest, ok := strings.CutPrefix(dir, name+".")
+	if !ok {
+		return false
+	}
+	id, ok := strings.CutSuffix(rest, ".tmp")
+	if !ok || len(id) != 12 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
 }

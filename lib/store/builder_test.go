@@ -1,0 +1,24 @@
+package store
+
+import "testing"
+
+// Only a writer of that very name's leftovers are removed.
+func TestIsTempOf(t *testing.T) {
+	for _, c := range []struct {
+		dir, name string
+		want      bool
+	}{
+		{"a.0123456789ab.tmp", "a", true},
+		{"a.b.0123456789ab.tmp", "a", false}, // a.b's
+		{"a.b.0123456789ab.tmp", "a.b", true},
+		{"a.0123456789ab", "a", false}, // a committed domain
+		{"a.0123456789xy.tmp", "a", false},
+		{"a.0123456789abc.tmp", "a", false},
+		{"vm[1].0123456789ab.tmp", "vm[1]", true},
+		{"vm1.0123456789ab.tmp", "vm[1]", false},
+	} {
+		if got := isTempOf(c.dir, c.name); got != c.want {
+			t.Errorf("isTempOf(%q, %q) = %v", c.dir, c.name, got)
+		}
+	}
+}
