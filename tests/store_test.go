@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,6 +209,66 @@ func TestLegacyCorpusRestores(t *testing.T) {
 		mustSh(t, inStore(dir, "xrestore -q --name "+name+"-v3 "+strings.TrimSuffix(p, ".legacy")+".v3"))
 		if a, b := domainDigest(t, dir, name+"-legacy"), domainDigest(t, dir, name+"-v3"); a != b {
 			t.Errorf("%s: restored from the legacy stream %s, from Xen's conversion %s", name, a, b)
+		}
+	}
+}
+
+// A signal while xrestore reads into the store, from a pipe that stalls
+// or from a file, stops it at once and leaves nothing in the store.
+func TestRestoreInterrupted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big.xl")
+	mustSh(t, "xstream-gen -m 512M > "+file) // more than 0.1 s of work
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		for _, from := range []string{"pipe", "file"} {
+			st := newStoreDir(t)
+			cmd := exec.Command(filepath.Join(bin, "xrestore"), "--store", st, "--name", "vm")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			var pw *os.File
+			if from == "pipe" {
+				var pr *os.File
+				if pr, pw, err = os.Pipe(); err != nil {
+					t.Fatal(err)
+				}
+				cmd.Stdin = pr
+				defer pr.Close()
+			} else {
+				f, err := os.Open(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				cmd.Stdin = f
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if pw != nil {
+				pw.Write(good[:12<<20]) // then nothing more
+			}
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%v, %s: xrestore still runs 5s after the signal", sig, from)
+			}
+			if pw != nil {
+				pw.Close()
+			}
+			if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted; no domain was restored") {
+				t.Fatalf("%v, %s: exit %d, stderr %q", sig, from, cmd.ProcessState.ExitCode(), stderr.String())
+			}
+			if left, _ := filepath.Glob(filepath.Join(st, ".d", "*")); len(left) != 0 {
+				t.Fatalf("%v, %s: left in the store: %v", sig, from, left)
+			}
 		}
 	}
 }

@@ -62,6 +62,11 @@ func run(opts options) error {
 		return err
 	}
 	defer in.Close()
+	// A signal stops the reading; the half-built domain is removed.
+	ctx, stop := cmdutil.SignalContext()
+	defer stop()
+	in, release := cmdutil.Interruptible(ctx, in)
+	defer release()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
 	up := upgrader{opts: opts}
 	info, err := restore.Restore(in, st, restore.Options{
@@ -72,6 +77,8 @@ func run(opts options) error {
 	})
 	err = up.close(err)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return errors.New("interrupted; no domain was restored")
 	case errors.Is(err, restore.ErrNoName):
 		return &cmdutil.UsageError{Err: err}
 	case errors.Is(err, domain.ErrExists):

@@ -9,15 +9,17 @@ import (
 	"time"
 )
 
-// Interruptible returns f, or for a pipe or socket a new handle on it
-// whose reads end (with os.ErrDeadlineExceeded) as soon as ctx is done:
-// a read of a pipe in blocking mode, as standard input usually is, would
-// otherwise wait for the writer, so that Ctrl-C did nothing while ssh or
-// the command upstream stalled. The handle is a duplicate put in
-// non-blocking mode, which Go's poller can wake; stop releases it.
+// Interruptible returns a new handle on f whose reads end as soon as ctx
+// is done. A read of a pipe in blocking mode, as standard input usually
+// is, would otherwise wait for the writer, so that Ctrl-C did nothing
+// while ssh or the command upstream stalled; and work on a file would go
+// on to its end. The handle is a duplicate: of a pipe or socket, put in
+// non-blocking mode, which Go's poller can wake (the read fails with
+// os.ErrDeadlineExceeded); of anything else, closed (os.ErrClosed). stop
+// releases it. Should anything fail, f itself is returned.
 func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 	fi, err := f.Stat()
-	if err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) == 0 {
+	if err != nil {
 		return f, func() {}
 	}
 	sc, err := f.SyscallConn()
@@ -30,12 +32,21 @@ func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 		return f, func() {}
 	}
 	syscall.CloseOnExec(fd)
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return f, func() {}
+	polled := fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+	if polled {
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			syscall.Close(fd)
+			return f, func() {}
+		}
 	}
 	nf := os.NewFile(uintptr(fd), f.Name())
-	cancel := context.AfterFunc(ctx, func() { nf.SetReadDeadline(time.Now()) })
+	cancel := context.AfterFunc(ctx, func() {
+		if polled {
+			nf.SetReadDeadline(time.Now())
+		} else {
+			nf.Close()
+		}
+	})
 	return nf, func() {
 		cancel()
 		nf.Close()
