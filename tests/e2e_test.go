@@ -255,3 +255,29 @@ func TestRefuseTerminal(t *testing.T) {
 		t.Errorf("xstream-gen wrote %d octets to the terminal", len(out))
 	}
 }
+
+// A command line the tools cannot take exits 2 with one line saying why:
+// flags they do not know or cannot parse, counts below 1, a missing or
+// unknown xdomain command.
+func TestUsageErrors(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"xsave --bogus vm":                  "flag provided but not defined: -bogus",
+		"xrestore --bogus":                  "flag provided but not defined: -bogus",
+		"xstream-cat --nope":                "flag provided but not defined: -nope",
+		"xstream-compress -l abc":           `invalid value "abc" for flag -l`,
+		"xstream-compress -l 0":             "--level 0: must be at least 1",
+		"xsave -z zstd -l 0 vm":             "--level 0: must be at least 1",
+		"xstream-gen --seed abc":            `invalid value "abc" for flag -seed`,
+		"xstream-gen --batch 0":             "--batch 0: must be at least 1",
+		"xstream-gen --vcpus 0":             "--vcpus 0: must be at least 1",
+		"xdomain create x --vcpus 0":        "--vcpus 0: must be at least 1",
+		"xdomain frob":                      `no command "frob"`,
+		"xdomain":                           "a command is needed",
+		"xstream-compress -o / < /dev/null": "a directory; give a file name",
+	} {
+		r := sh(t, "XSTREAM_STORE="+t.TempDir()+" "+cmd+" < /dev/null > /dev/null")
+		if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line with %q", cmd, r.code, r.stderr, want)
+		}
+	}
+}

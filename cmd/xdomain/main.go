@@ -23,6 +23,12 @@ the other commands work on the store.
 
 ` + cmdutil.ExitStatusHelp,
 		Flags: []cli.Flag{cmdutil.StoreFlag(), cmdutil.BackendFlag()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cmdutil.Usagef("no command %q (want create, list, info, digest or destroy)", c.Args().First())
+			}
+			return cmdutil.Usagef("a command is needed: create, list, info, digest or destroy (xdomain --help)")
+		},
 		Commands: []*cli.Command{
 			{
 				Name:      "create",
@@ -41,6 +47,9 @@ records. --fill realistic mixes zero, repeated, text-like and random pages.`,
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return cmdutil.Usagef("create needs exactly one NAME")
+					}
+					if err := cmdutil.AtLeastOne(c, "vcpus"); err != nil {
+						return err
 					}
 					return create(c.String("store"), c.Args().First(), createOptions{
 						typ: c.String("type"), memory: c.String("memory"), vcpus: c.Int("vcpus"),

@@ -68,6 +68,9 @@ they are not written by default.
 			if c.NArg() != 1 {
 				return cmdutil.Usagef("need exactly one domain NAME (see xdomain list)")
 			}
+			if err := cmdutil.AtLeastOne(c, "level"); err != nil {
+				return err
+			}
 			return run(options{
 				store:     c.String("store"),
 				name:      c.Args().First(),

@@ -56,6 +56,9 @@ octets, unless --no-frame-check.
 			if c.NArg() > 1 {
 				return cmdutil.Usagef("one input at most, got %d", c.NArg())
 			}
+			if err := cmdutil.AtLeastOne(c, "level"); err != nil {
+				return err
+			}
 			opts := options{
 				level:      c.Int("level"),
 				decompress: c.Bool("decompress"),

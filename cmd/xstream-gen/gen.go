@@ -15,6 +15,9 @@ import (
 
 // parseOptions turns the flags into gen.Options.
 func parseOptions(c *cli.Context) (gen.Options, error) {
+	if err := cmdutil.AtLeastOne(c, "vcpus", "batch"); err != nil {
+		return gen.Options{}, err
+	}
 	o := gen.Options{
 		VCPUs:       c.Int("vcpus"),
 		Fill:        gen.Fill(c.String("fill")),

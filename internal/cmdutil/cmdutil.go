@@ -69,6 +69,21 @@ func Code(err error) int {
 	return ExitFailure
 }
 
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &UsageError{Err: err}
+}
+
+// AtLeastOne refuses the named integer flags when they are set below 1
+// (a zero would otherwise silently mean the default).
+func AtLeastOne(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if c.IsSet(n) && c.Int(n) < 1 {
+			return Usagef("--%s %d: must be at least 1", n, c.Int(n))
+		}
+	}
+	return nil
+}
+
 // isIOError tells whether err comes from the system: an errno, bare or
 // wrapped by the os package.
 func isIOError(err error) bool {
@@ -87,8 +102,12 @@ func Run(app *cli.App) {
 	// Without this urfave/cli gives every command a "help" subcommand
 	// aliased "h", and "xdomain create h" would show help instead of
 	// creating a domain named h.
+	// A flag urfave/cli cannot parse is a usage error (exit 2), said in
+	// one line, not with the whole help.
+	app.OnUsageError = onUsageError
 	for _, c := range app.Commands {
 		c.HideHelpCommand = true
+		c.OnUsageError = onUsageError
 	}
 	err := app.Run(Intersperse(app, os.Args))
 	if err != nil {
