@@ -31,7 +31,10 @@ const (
 	Zstd         // zstd frame
 	LZ4          // lz4 frame
 	Gzip
-	Empty // no input at all
+	Empty     // no input at all
+	Xz        // xz, which nothing here reads
+	Bzip2     // bzip2, likewise
+	LZ4Legacy // lz4's legacy format (lz4 -l), which has no checksums
 )
 
 func (k Kind) String() string {
@@ -52,6 +55,12 @@ func (k Kind) String() string {
 		return "gzip"
 	case Empty:
 		return "empty"
+	case Xz:
+		return "xz"
+	case Bzip2:
+		return "bzip2"
+	case LZ4Legacy:
+		return "lz4-legacy"
 	}
 	return "unknown"
 }
@@ -87,6 +96,8 @@ var (
 	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
 	lz4Magic  = []byte{0x04, 0x22, 0x4D, 0x18}
 	gzipMagic = []byte{0x1F, 0x8B}
+	xzMagic   = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
+	lz4Legacy = []byte{0x02, 0x21, 0x4C, 0x18}
 	// skippableMagic (0x184D2A50 to 0x184D2A5F, little-endian) starts a
 	// skippable frame of zstd or lz4.
 	skippableMagic uint32 = 0x184D2A50
@@ -116,6 +127,12 @@ func Identify(b []byte) Info {
 		return Info{Kind: LZ4}
 	case bytes.HasPrefix(b, gzipMagic):
 		return Info{Kind: Gzip}
+	case bytes.HasPrefix(b, xzMagic):
+		return Info{Kind: Xz}
+	case len(b) >= 4 && string(b[:3]) == "BZh" && b[3] >= '1' && b[3] <= '9':
+		return Info{Kind: Bzip2}
+	case bytes.HasPrefix(b, lz4Legacy):
+		return Info{Kind: LZ4Legacy}
 	case len(b) >= 8 && binary.LittleEndian.Uint32(b)&0xFFFFFFF0 == skippableMagic:
 		// A skippable frame, which zstd and lz4 both define (our
 		// compressed output starts with one, a check frame): the frame

@@ -244,7 +244,7 @@ func notStream(k sniff.Kind) error {
 	switch k {
 	case sniff.Empty:
 		err = fmt.Errorf("empty input: %w", io.ErrUnexpectedEOF)
-	case sniff.Zstd, sniff.LZ4, sniff.Gzip:
+	case sniff.Zstd, sniff.LZ4, sniff.Gzip, sniff.Xz, sniff.Bzip2, sniff.LZ4Legacy:
 		err = &hinted{stream.Unsupported("%v-compressed input", k), "decompress it first"}
 	default:
 		err = stream.Corrupt("not a migration stream (%v input)", k)
