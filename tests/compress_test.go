@@ -263,3 +263,18 @@ func TestSignalLeavesNoOutput(t *testing.T) {
 		})
 	}
 }
+
+// Compressed input is decompressed before it is compressed again (a
+// stream compressed twice no reader takes); a format no reader here
+// takes is refused, and nothing is written.
+func TestCompressCompressed(t *testing.T) {
+	dir := t.TempDir()
+	raw, zst := filepath.Join(dir, "s.xl"), filepath.Join(dir, "s.zst")
+	mustSh(t, "xstream-gen -m 4M > "+raw+" && xstream-compress < "+raw+" > "+zst)
+	mustSh(t, "xstream-compress --lz4 < "+zst+" | xstream-compress -d | cmp - "+raw)
+	mustSh(t, "xstream-compress --none < "+zst+" | cmp - "+raw)
+	r := sh(t, `printf '\375\067zXZ\000\000\004\346' | xstream-compress | wc -c`)
+	if !strings.Contains(r.stderr, "xz-compressed input") || strings.TrimSpace(r.stdout) != "0" {
+		t.Fatalf("xz input: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 
 	"github.com/xstream/xstream/internal/cmdutil"
@@ -69,6 +70,27 @@ func filter(opts options, r io.Reader, w io.Writer) (err error) {
 		}
 		defer dec.Close()
 		src = dec
+	}
+	if !opts.checksum && !opts.decompress {
+		// Compressed input is decompressed first (zstd to lz4, say):
+		// compressed twice, no reader would take it.
+		head := make([]byte, 48)
+		n, err := io.ReadFull(src, head)
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return err
+		}
+		src = io.MultiReader(bytes.NewReader(head[:n]), src)
+		switch k := sniff.Identify(head[:n]).Kind; k {
+		case sniff.Zstd, sniff.LZ4:
+			zin, err := sniff.Open(src)
+			if err != nil {
+				return err
+			}
+			defer zin.Close()
+			src = zin.Source
+		case sniff.Gzip, sniff.Xz, sniff.Bzip2, sniff.LZ4Legacy:
+			return &stream.FormatError{Index: -1, Type: "input", Err: stream.Unsupported("%v-compressed input, which no reader here takes; decompress it first", k)}
+		}
 	}
 	dst := w
 	if !opts.decompress && opts.codec != compress.None {
