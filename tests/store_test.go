@@ -210,6 +210,10 @@ func TestLegacyCorpusRestores(t *testing.T) {
 		if a, b := domainDigest(t, dir, name+"-legacy"), domainDigest(t, dir, name+"-v3"); a != b {
 			t.Errorf("%s: restored from the legacy stream %s, from Xen's conversion %s", name, a, b)
 		}
+		// xstream-cat tells of the domain xrestore stores.
+		if a, b := strings.TrimSpace(mustSh(t, "xstream-cat --digest "+p)), domainDigest(t, dir, name+"-legacy"); !strings.Contains(b, a) {
+			t.Errorf("%s: xstream-cat --digest says %s, the restored domain's is %s", name, a, b)
+		}
 	}
 }
 

@@ -47,7 +47,11 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 	// A legacy stream is shown (and verified) as the v3 stream it
 	// upgrades to; the legacy reader checks its own structure on the way,
 	// and its errors, which name the legacy input's offsets, come first.
-	up, uinfo, err := upgrade.Open(in.Source, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest})
+	// It is upgraded as xrestore upgrades it (libxl framing, keeping
+	// libxl's toolstack data), so that --digest and --stats tell of the
+	// domain xrestore would store.
+	up, uinfo, err := upgrade.Open(in.Source, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest,
+		Format: upgrade.FormatLibxl, LenientToolstack: true})
 	if err != nil {
 		return err
 	}
