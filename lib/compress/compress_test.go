@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -322,6 +323,20 @@ func TestErrorsNameTheFrame(t *testing.T) {
 		t.Fatalf("got %v, want frame 2 at %#x", err, starts[2])
 	}
 	t.Log(err)
+
+	// A damaged check frame belongs to the frame after it; junk after
+	// the last frame is named as such.
+	bad = bytes.Clone(z)
+	check := starts[2] - checkFrameSize
+	bad[check+9] ^= 2 // its signature
+	_, err = decompress(Zstd, bad, &ReaderOptions{Concurrency: 1})
+	if !errors.As(err, &fe) || fe.Offset != int64(check) || fe.Type != "frame 2" || !strings.Contains(err.Error(), "damaged check frame") {
+		t.Fatalf("got %v, want frame 2's check frame at %#x", err, check)
+	}
+	_, err = decompress(Zstd, append(bytes.Clone(z), 0), &ReaderOptions{Concurrency: 1})
+	if !errors.As(err, &fe) || fe.Offset != int64(len(z)) || !strings.Contains(err.Error(), "1 octets after the last frame") {
+		t.Fatalf("junk after the last frame: %v", err)
+	}
 
 	ioErr := errors.New("disk on fire")
 	r, _ := NewReader(io.MultiReader(bytes.NewReader(z[:100]), errReader{ioErr}), Zstd, nil)

@@ -104,6 +104,7 @@ type scanner struct {
 	wantCRC   uint32
 	wantLen   uint32
 	checkAt   int64 // compressed offset of that check frame
+	at        int64 // compressed offset of the last magic read
 	skipStart int64 // compressed offset of the skippable frame being read
 	// endAfterSkip ends the frame once the octets to skip are passed:
 	// a zstd frame without a checksum ends with its last block.
@@ -163,6 +164,9 @@ func (s *scanner) end() error {
 		return s.err
 	}
 	switch {
+	case s.between && s.nacc != 0 && s.skip == 0:
+		s.at = s.off - int64(s.nacc)
+		s.err = s.errorf(stream.Corrupt("%d octets after the last frame, too few to be a frame", s.nacc))
 	case s.nacc != 0 || s.skip != 0 || !s.between:
 		s.err = s.errorf(fmt.Errorf("compressed input truncated inside a frame: %w", io.ErrUnexpectedEOF))
 	case s.pending:
@@ -171,8 +175,19 @@ func (s *scanner) end() error {
 	return s.err
 }
 
+// errorf places err: in the data frame being read, or, between data
+// frames (in a check or skippable frame, at a magic), at what comes
+// before the next frame, whose error it is.
 func (s *scanner) errorf(err error) error {
-	fe := &stream.FormatError{Layer: s.codec.String(), Offset: s.cur.off, Index: -1, Type: fmt.Sprintf("frame %d", s.cur.index), Err: err}
+	index, off := s.cur.index, s.cur.off
+	if !s.inFrame && s.nframe > 0 {
+		index, off = s.nframe, s.at
+	}
+	return s.frameError(index, off, err)
+}
+
+func (s *scanner) frameError(index int, off int64, err error) error {
+	fe := &stream.FormatError{Layer: s.codec.String(), Offset: off, Index: -1, Type: fmt.Sprintf("frame %d", index), Err: err}
 	if s.nframe == 0 {
 		fe.Type = "input"
 	}
@@ -182,6 +197,7 @@ func (s *scanner) errorf(err error) error {
 func (s *scanner) magic(b []byte) error {
 	m := binary.LittleEndian.Uint32(b)
 	start := s.off - 4
+	s.at = start
 	if s.pending && m&skippableMask == skippableMagic {
 		return stream.Corrupt("the check frame at compressed offset %#x is followed by a skippable frame, not by its frame", s.checkAt)
 	}
@@ -285,7 +301,7 @@ func (s *scanner) endFrame() {
 	if s.pending {
 		s.pending = false
 		if s.crc != s.wantCRC || uint32(s.flen) != s.wantLen {
-			s.err = s.errorf(stream.Corrupt("the frame's %d compressed octets have CRC32C %08x; its check frame says %08x over %d octets",
+			s.err = s.frameError(s.cur.index, s.cur.off, stream.Corrupt("the frame's %d compressed octets have CRC32C %08x; its check frame says %08x over %d octets",
 				s.flen, s.crc, s.wantCRC, s.wantLen))
 			return
 		}
