@@ -281,3 +281,22 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A reader that goes away early is reported, exit 1, by every tool that
+// writes a stream, not a silent death by SIGPIPE.
+func TestBrokenPipe(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s.xl")
+	mustSh(t, "xstream-gen -m 16M > "+src)
+	for _, cmd := range []string{"xstream-gen -m 16M", "xstream-compress < " + src, "xstream-compress -d < " + src + ".zst", "xstream-upgrade < " + src} {
+		if strings.Contains(cmd, ".zst") {
+			mustSh(t, "xstream-compress < "+src+" > "+src+".zst")
+		}
+		// The reader waits first: the writer's last writes, when it
+		// closes, are the ones that fail (a lost error there once
+		// made xstream-compress exit 0).
+		r := sh(t, "bash -c '"+cmd+" | (sleep 0.3; head -c 1000) > /dev/null; exit ${PIPESTATUS[0]}'")
+		if r.code != 1 || !strings.Contains(r.stderr, "output closed early (broken pipe)") {
+			t.Errorf("%s: exit %d, stderr %q", cmd, r.code, r.stderr)
+		}
+	}
+}

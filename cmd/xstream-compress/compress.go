@@ -94,12 +94,13 @@ func filter(opts options, r io.Reader, w io.Writer) (err error) {
 	}
 	dst := w
 	if !opts.decompress && opts.codec != compress.None {
-		zw, err := compress.NewWriter(w, opts.codec, &compress.WriterOptions{Level: opts.level,
+		zw, zerr := compress.NewWriter(w, opts.codec, &compress.WriterOptions{Level: opts.level,
 			Concurrency: opts.threads, NoChecksum: opts.noCheck})
-		if err != nil {
-			return err
+		if zerr != nil {
+			return zerr
 		}
-		// Close always: it stops the workers, also after an error.
+		// Close always: it stops the workers, also after an error; its
+		// error (the last frames' write) is the result's.
 		defer func() {
 			if cerr := zw.Close(); err == nil {
 				err = cerr
