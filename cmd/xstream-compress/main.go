@@ -45,7 +45,7 @@ octets, unless --no-frame-check.
 			&cli.BoolFlag{Name: "zstd", Usage: "compress with zstd (the default)"},
 			&cli.BoolFlag{Name: "lz4", Usage: "compress with lz4"},
 			&cli.BoolFlag{Name: "none", Usage: "do not compress (with --checksum: only add checksums)"},
-			&cli.IntFlag{Name: "level", Aliases: []string{"l"}, Value: compress.DefaultLevel, Usage: "compression `LEVEL` (default 1): zstd 1-22, in the library's five settings 1, 2, 3-5, 6-9 and 10-22 (levels within one compress alike); lz4 1-12, 1 and 2 its fast mode"},
+			&cli.IntFlag{Name: "level", Aliases: []string{"l"}, Value: compress.DefaultLevel, Usage: "compression `LEVEL`: zstd 1-22, in the library's five settings 1, 2, 3-5, 6-9 and 10-22 (levels within one compress alike); lz4 1-12, 1 and 2 its fast mode"},
 			&cli.BoolFlag{Name: "decompress", Aliases: []string{"d"}, Usage: "decompress zstd or lz4 input"},
 			&cli.BoolFlag{Name: "checksum", Usage: "add CHECKSUM records to the stream (replacing any)"},
 			&cli.BoolFlag{Name: "no-frame-check", Usage: "leave out the frames' content checksums and check frames"},
