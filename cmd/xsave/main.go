@@ -58,7 +58,7 @@ they are not written by default.
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "xl", Usage: "stream framing: xl, libxl or libxc"},
 			&cli.StringFlag{Name: "byte-order", Value: "native", Usage: "byte order of the records: little, big or native"},
 			&cli.StringFlag{Name: "compress", Aliases: []string{"z"}, Value: "none", Usage: "compress with zstd or lz4 (none: as it is)"},
-			&cli.IntFlag{Name: "level", Aliases: []string{"l"}, Usage: "compression `LEVEL` (default 1): zstd 1-22, in the library's five settings 1, 2, 3-5, 6-9 and 10-22 (levels within one compress alike); lz4 1-12, 1 and 2 its fast mode"},
+			&cli.IntFlag{Name: "level", Aliases: []string{"l"}, DefaultText: "1", Usage: "compression `LEVEL`: zstd 1-22, in the library's five settings 1, 2, 3-5, 6-9 and 10-22 (levels within one compress alike); lz4 1-12, 1 and 2 its fast mode"},
 			&cli.BoolFlag{Name: "checksum", Usage: "add CHECKSUM records every 4 MiB"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or summary on stderr"},
 			&cli.BoolFlag{Name: "keep", Usage: "on Xen, leave the domain running: a checkpoint (xl save -c)"},
