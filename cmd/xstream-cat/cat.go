@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/xstream/xstream/internal/cmdutil"
 	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/inspect"
 	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/sniff"
+	"github.com/xstream/xstream/lib/stream"
 	"github.com/xstream/xstream/lib/upgrade"
 )
 
@@ -31,6 +33,23 @@ type options struct {
 func run(opts options, r io.Reader, w io.Writer) error {
 	out := bufio.NewWriterSize(w, 64<<10)
 	err := walk(opts, r, out)
+	if err != nil && opts.verify && opts.json && cmdutil.Code(err) == cmdutil.ExitInvalid {
+		// A script reading the JSON learns of an invalid stream there
+		// too: where, and why (the message is also on stderr).
+		obj := map[string]any{"valid": false, "error": err.Error()}
+		var fe *stream.FormatError
+		if errors.As(err, &fe) {
+			layer := fe.Layer
+			if layer == "" {
+				layer = "libxc"
+			}
+			obj["offset"], obj["layer"], obj["what"] = fe.Offset, layer, fe.Type
+			if fe.Index >= 0 {
+				obj["index"] = fe.Index
+			}
+		}
+		json.NewEncoder(out).Encode(obj)
+	}
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}

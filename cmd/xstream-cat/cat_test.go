@@ -95,6 +95,17 @@ func TestVerifyExitCodes(t *testing.T) {
 	if err != nil || out != "" {
 		t.Fatalf("quiet: %q %v", out, err)
 	}
+	// With --json an invalid stream is reported on standard output too.
+	out, err = cat(t, options{verify: true, json: true}, in[:len(in)-3])
+	var got struct {
+		Valid  bool
+		Offset int64
+		What   string
+		Error  string
+	}
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || json.Unmarshal([]byte(out), &got) != nil || got.Valid || got.What != "record header" || got.Offset == 0 || got.Error != err.Error() {
+		t.Fatalf("--json, truncated: %q, %v", out, err)
+	}
 }
 
 func TestStatsAndDigest(t *testing.T) {
