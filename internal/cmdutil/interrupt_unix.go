@@ -49,6 +49,13 @@ func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 	})
 	return nf, func() {
 		cancel()
+		if polled {
+			// The mode belongs to the pipe's open file, which others
+			// (the shell's next command) may read after us.
+			if sc, err := nf.SyscallConn(); err == nil {
+				sc.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), false) })
+			}
+		}
 		nf.Close()
 	}
 }
