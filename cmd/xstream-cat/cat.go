@@ -66,11 +66,16 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 	// A legacy stream is shown (and verified) as the v3 stream it
 	// upgrades to; the legacy reader checks its own structure on the way,
 	// and its errors, which name the legacy input's offsets, come first.
-	// It is upgraded as xrestore upgrades it (libxl framing, keeping
-	// libxl's toolstack data), so that --digest and --stats tell of the
-	// domain xrestore would store.
-	up, uinfo, err := upgrade.Open(in.Source, &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest,
-		Format: upgrade.FormatLibxl, LenientToolstack: true})
+	// A listing and --verify show what xstream-upgrade makes of it (by
+	// default, as Xen's converter does); --digest and --stats, which
+	// tell of the domain, upgrade it as xrestore does (libxl framing,
+	// keeping libxl's toolstack data), so that they agree with the
+	// domain xrestore stores.
+	uo := &upgrade.Options{LegacyOnly: true, Width: opts.width, Guest: opts.guest}
+	if opts.digest || opts.stats {
+		uo.Format, uo.LenientToolstack = upgrade.FormatLibxl, true
+	}
+	up, uinfo, err := upgrade.Open(in.Source, uo)
 	if err != nil {
 		return err
 	}

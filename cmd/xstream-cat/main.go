@@ -30,6 +30,8 @@ A legacy (pre-v2) stream, 32- or 64-bit, PV or HVM, bare or behind an xl
 header, is shown as the v3 stream xstream-upgrade makes of it (offsets are
 the upgraded stream's; a note on standard error says so); --verify checks
 the legacy structure on the way, and its errors name the legacy offsets.
+--digest and --stats describe the domain xrestore would store from it
+(upgraded to libxl framing, libxl's toolstack data kept).
 -w and -g settle a legacy stream's layout when detection cannot (exit 2).
 
    --verify  checks every rule of Xen's verify-stream-v2 and more (record
