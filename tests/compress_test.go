@@ -278,3 +278,41 @@ func TestCompressCompressed(t *testing.T) {
 		t.Fatalf("xz input: stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 }
+
+// A signal the command was started with ignored (nohup, trap '' HUP)
+// stays ignored: the output is written whole.
+func TestIgnoredSignalStaysIgnored(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "a.zst")
+	cmd := exec.Command("sh", "-c", "trap '' HUP; exec "+filepath.Join(bin, "xstream-compress")+" -o "+out)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("stream "), 1<<18)
+	in.Write(data[:1<<20])
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".a.zst.tmp-*")); len(tmp) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no temporary file appeared")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(100 * time.Millisecond)
+	in.Write(data[1<<20:])
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v; stderr %q", err, stderr.String())
+	}
+	r := sh(t, "xstream-compress -d < "+out+" | wc -c")
+	if strings.TrimSpace(r.stdout) != fmt.Sprint(len(data)) {
+		t.Fatalf("decompressed %s octets, want %d (%s)", r.stdout, len(data), r.stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,9 +253,21 @@ func TestRestoreInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			if pw != nil {
-				pw.Write(good[:12<<20]) // then nothing more
+				pw.Write(good[:12<<20]) // returns once most is read; then nothing more
+			} else {
+				// Signal once it reads (its signal handling is set up
+				// by then): its standard input has moved on.
+				fdinfo := fmt.Sprintf("/proc/%d/fdinfo/0", cmd.Process.Pid)
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					b, _ := os.ReadFile(fdinfo)
+					if m := regexp.MustCompile(`pos:\s+(\d+)`).FindSubmatch(b); m != nil && string(m[1]) != "0" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("xrestore did not start reading: %s", stderr.String())
+					}
+				}
 			}
-			time.Sleep(100 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()

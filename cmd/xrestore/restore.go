@@ -150,13 +150,16 @@ func runXen(host *xen.Host, opts options) error {
 	defer release()
 	prog := cmdutil.NewProgress("xrestore", opts.quiet)
 	up := upgrader{opts: opts}
+	fi, err := in.Stat()
+	replayable := err == nil && fi.Mode().IsRegular()
 	res, err := host.Restore(ctx, in, xen.RestoreOptions{
-		Name:     opts.name,
-		Config:   cfg,
-		Paused:   opts.paused,
-		Replace:  opts.force,
-		Progress: func(read int64) { prog.Update(read, 0, 0, "") },
-		Filter:   up.filter,
+		Name:       opts.name,
+		Config:     cfg,
+		Paused:     opts.paused,
+		Replace:    opts.force,
+		Replayable: replayable,
+		Progress:   func(read int64) { prog.Update(read, 0, 0, "") },
+		Filter:     up.filter,
 	})
 	err = up.close(err)
 	switch {
@@ -168,6 +171,8 @@ func runXen(host *xen.Host, opts options) error {
 		return &hintError{&cmdutil.UsageError{Err: err}, "add --config FILE (the domain's xl config), or restore with --store-only"}
 	case errors.Is(err, xen.ErrNoName):
 		return &cmdutil.UsageError{Err: err}
+	case errors.Is(err, xen.ErrDomainLeft):
+		return &hintError{err, "once the old domain is gone, xl rename the paused one to its name and xl unpause it (or xl destroy it)"}
 	case errors.Is(err, xen.ErrExists):
 		return &hintError{err, "add --force to replace it, or --name to restore under another name"}
 	case err != nil:

@@ -222,6 +222,8 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	// out only once xl has succeeded: should xl fail after writing it
 	// all, or a signal come, Abort resumes the domain, and a reader
 	// must not have been given a whole stream to start a second copy.
+	toStdout := opts.output == "" || opts.output == "-"
+	delivered := false // the whole stream is at its destination
 	if err == nil {
 		err = sv.Wait()
 	}
@@ -231,17 +233,26 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	if err == nil && zw != nil {
 		err = zw.Close()
 	}
+	delivered = err == nil && toStdout
 	if err == nil {
 		err = out.Commit()
 		host.Tracef("output committed (%v)", err)
+		var nd *cmdutil.NotDurableError
+		delivered = delivered || err == nil || errors.As(err, &nd)
 	}
-	if err == nil && opts.output == "" {
-		// Synced if it is a file, and closed, so that a reader (an
-		// xrestore on this host) sees its end while the domain is
-		// destroyed.
+	if err == nil && toStdout {
+		// Synced if it is a file or a disk, and closed, so that a
+		// reader (an xrestore on this host) sees its end while the
+		// domain is destroyed.
 		if err = cmdutil.SyncStdout(); err == nil {
 			err = os.Stdout.Close()
 		}
+	}
+	if err != nil && delivered && !opts.keep {
+		// Past the point of no return: resumed, the domain would run
+		// beside whatever its whole stream starts; destroyed, it
+		// might be lost with a stream not safely stored.
+		return fmt.Errorf("saving %s: %w; the whole stream is out, so domain %s is left paused: xl destroy it once the stream is safe, or xl unpause it", opts.name, err, opts.name)
 	}
 	if err != nil {
 		err = sv.Abort(err)

@@ -84,4 +84,3 @@ func ChooseBackend(name string, verbose bool) (Backend, error) {
 	b.Xen = h
 	return b, nil
 }
-

@@ -15,13 +15,13 @@ import (
 // context does; and the pipe is left in blocking mode for whoever reads
 // it next.
 func TestInterruptible(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil { // blocking, as standard input is
 		t.Fatal(err)
 	}
-	defer pw.Close()
-	f := os.NewFile(pr.Fd(), "pipe") // blocking, as standard input is
+	f, pw := os.NewFile(uintptr(fds[0]), "pipe"), os.NewFile(uintptr(fds[1]), "pipe")
 	defer f.Close()
+	defer pw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, release := Interruptible(ctx, f)
 	time.AfterFunc(100*time.Millisecond, cancel)

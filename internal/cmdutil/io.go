@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,12 +38,14 @@ func CreateOutput(path string) (*Output, error) {
 		GrowPipe(os.Stdout)
 		return &Output{Writer: os.Stdout}, nil
 	}
-	final := resolveLinks(path)
-	if fi, err := os.Stat(final); err == nil && !fi.Mode().IsRegular() {
+	// The kernel resolves the path (/dev/stdout and /dev/fd/N too,
+	// whose links name no file); a regular file is replaced through
+	// its links.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		if fi.IsDir() {
 			return nil, Usagef("-o %s: a directory; give a file name", path)
 		}
-		f, err := os.OpenFile(final, os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -55,6 +58,7 @@ func CreateOutput(path string) (*Output, error) {
 	if strings.HasSuffix(path, "/") {
 		return nil, Usagef("-o %s: a directory; give a file name", path)
 	}
+	final := resolveLinks(path)
 	dir, base := filepath.Split(final)
 	if dir == "" {
 		dir = "."
@@ -99,7 +103,10 @@ func (o *Output) File() *os.File { return o.f }
 // and fsync the directory.
 func (o *Output) Commit() error {
 	if o.dev != nil {
-		err := o.dev.Close()
+		err := syncUnlessStream(o.dev)
+		if cerr := o.dev.Close(); err == nil {
+			err = cerr
+		}
 		o.dev = nil
 		return err
 	}
@@ -137,25 +144,45 @@ func (o *Output) Commit() error {
 		return err
 	}
 	d, err := os.Open(filepath.Dir(o.final))
-	if err != nil {
-		return err
+	if err == nil {
+		err = d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing the directory of %s: %w", o.final, err)
+	if err != nil {
+		return &NotDurableError{Path: o.final, Err: err}
 	}
 	return nil
 }
 
-// SyncStdout flushes standard output to its disk when it is a regular
-// file (`xsave vm > file`), as Commit does a file output; on a pipe it
-// does nothing.
-func SyncStdout() error {
-	fi, err := os.Stdout.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+// NotDurableError is Commit's error when the file is in place, complete,
+// but its directory could not be synced: a crash might yet lose the new
+// name. The file is not removed.
+type NotDurableError struct {
+	Path string
+	Err  error
+}
+
+func (e *NotDurableError) Error() string {
+	return fmt.Sprintf("%s is written, but its directory could not be synced: %v", e.Path, e.Err)
+}
+func (e *NotDurableError) Unwrap() error { return e.Err }
+
+// SyncStdout flushes standard output to its disk when it is a file or a
+// block device (`xsave vm > file`), as Commit does a file output; on a
+// pipe, a socket or a terminal it does nothing.
+func SyncStdout() error { return syncUnlessStream(os.Stdout) }
+
+// syncUnlessStream syncs f unless it is a pipe, a socket or a character
+// device, which have nothing to sync.
+func syncUnlessStream(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeSocket|os.ModeCharDevice) != 0 {
 		return nil
 	}
-	return os.Stdout.Sync()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
 }
 
 // Abort removes a file output's temporary file.

@@ -4,6 +4,8 @@ package cmdutil
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,6 +93,23 @@ func TestOutputInPlace(t *testing.T) {
 	}
 	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Fatalf("the FIFO is now %v (%v)", fi.Mode(), err)
+	}
+
+	// /dev/fd/N (and /dev/stdout) name a pipe through a magic link.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b, _ := io.ReadAll(pr)
+		got <- b
+	}()
+	if err := write(fmt.Sprintf("/proc/self/fd/%d", pw.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if b := <-got; string(b) != "stream" {
+		t.Fatalf("the pipe's reader got %q", b)
 	}
 
 	target, link := filepath.Join(dir, "target.xl"), filepath.Join(dir, "link.xl")

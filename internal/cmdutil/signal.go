@@ -11,8 +11,20 @@ import (
 )
 
 // The signals that end a command: Ctrl-C, kill, and the hang-up of an ssh
-// session or terminal that went away.
-var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+// session or terminal that went away; but not one the process was started
+// with ignored (nohup, a background job of a script), which Notify would
+// turn back on. Read once, before anything calls Notify.
+var stopSignals = notIgnored(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+
+func notIgnored(sigs ...os.Signal) []os.Signal {
+	var out []os.Signal
+	for _, s := range sigs {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // sigs keeps what a signal must clean up. While an Output's temporary
 // file exists, a signal removes it before the process exits, so that an
@@ -60,6 +72,9 @@ func watchSignals() {
 		return
 	}
 	sigs.watching = true
+	if len(stopSignals) == 0 {
+		return // Notify with none would take every signal
+	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, stopSignals...)
 	go func() {
@@ -91,7 +106,12 @@ func SignalContext() (ctx context.Context, stop func()) {
 	sigs.Lock()
 	sigs.graceful++
 	sigs.Unlock()
-	ctx, cancel := signal.NotifyContext(context.Background(), stopSignals...)
+	var cancel context.CancelFunc
+	if len(stopSignals) > 0 {
+		ctx, cancel = signal.NotifyContext(context.Background(), stopSignals...)
+	} else { // NotifyContext with none would take every signal
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	var once sync.Once
 	return ctx, func() {
 		once.Do(func() {

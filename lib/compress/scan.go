@@ -164,7 +164,7 @@ func (s *scanner) end() error {
 		return s.err
 	}
 	switch {
-	case s.between && s.nacc != 0 && s.skip == 0:
+	case s.between && s.nacc != 0 && s.skip == 0 && !s.pending:
 		s.at = s.off - int64(s.nacc)
 		s.err = s.errorf(stream.Corrupt("%d octets after the last frame, too few to be a frame", s.nacc))
 	case s.nacc != 0 || s.skip != 0 || !s.between:

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xstream/xstream/lib/sniff"
@@ -31,6 +33,10 @@ type RestoreOptions struct {
 	// Replace destroys a running domain of the same name once the new
 	// one is complete, instead of waiting for it to go away.
 	Replace bool
+	// Replayable says the input can be read again (a file): a domain
+	// xl built from it is destroyed on a later failure, like any other,
+	// where one from a pipe, perhaps its only copy, is left paused.
+	Replayable bool
 	// Progress, if set, is called now and then with the octets read.
 	Progress func(read int64)
 	// Filter, if set, turns the (decompressed) input into the v2/v3
@@ -89,6 +95,13 @@ type restoring struct {
 	log     *outputLog
 	done    chan struct{}
 	waitErr error
+	killed  atomic.Bool // we killed xl: libxl had no chance to clean up
+}
+
+// kill kills xl and what it started.
+func (rs *restoring) kill() {
+	rs.killed.Store(true)
+	syscall.Kill(-rs.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 func (h *Host) startRestore(paused bool) (*restoring, error) {
@@ -140,7 +153,7 @@ func (rs *restoring) wait(timeout time.Duration) error {
 		select {
 		case <-rs.done:
 		case <-time.After(timeout):
-			rs.cmd.Process.Kill()
+			rs.kill()
 			<-rs.done
 		}
 	}
@@ -294,7 +307,9 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	if err := rs.wait(0); err != nil {
 		return res, err
 	}
-	built = target
+	if !opts.Replayable {
+		built = target
+	}
 
 	if target != name {
 		if err := h.takeName(ctx, name, opts.Replace); err != nil {
@@ -303,7 +318,9 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		if _, err := h.run(ctx, "rename", target, name); err != nil {
 			return res, err
 		}
-		built = name
+		if !opts.Replayable {
+			built = name
+		}
 	}
 	if pause && !opts.Paused {
 		if err := h.unpause(ctx, name); err != nil {
@@ -351,11 +368,16 @@ func (h *Host) abortRestore(ctx context.Context, rs *restoring, target string, b
 	xlErr := rs.wait(h.abortTimeout())
 	var xe *Error
 	nameTaken := errors.As(xlErr, &xe) && nameExists.MatchString(strings.Join(xe.Lines, "\n"))
-	// libxl destroys a domain whose restore failed; one xl finished
-	// (paused) before we failed is ours to destroy.
+	// libxl destroys a domain whose restore failed: only one xl
+	// finished (paused) before we failed, or one we killed, is ours to
+	// destroy. Looking for another would risk one that took the name
+	// meanwhile.
 	var left error
-	if now, err := h.names(context.Background()); err == nil && !nameTaken {
-		if id, ok := now[target]; ok && !before.hasID(id) {
+	if (xlErr == nil || rs.killed.Load()) && !nameTaken {
+		now, err := h.names(context.Background())
+		if err != nil {
+			left = domainLeft{fmt.Errorf("a half-restored domain %s may be left: looking for it: %w", target, err)}
+		} else if id, ok := now[target]; ok && !before.hasID(id) {
 			if _, err := h.run(context.Background(), "destroy", strconv.Itoa(id)); err != nil {
 				left = domainLeft{fmt.Errorf("the half-restored domain %s (id %d) could not be destroyed: %w", target, id, err)}
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 
 	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/sniff"
@@ -131,7 +130,7 @@ func (h *Host) restoreFile(ctx context.Context, f *os.File, opts RestoreOptions)
 	}
 	// Stopped half-way, xl leaves a half-built domain: kill it, and
 	// abortRestore destroys the domain.
-	stop := context.AfterFunc(ctx, func() { syscall.Kill(-rs.cmd.Process.Pid, syscall.SIGKILL) })
+	stop := context.AfterFunc(ctx, rs.kill)
 	defer stop()
 	if err := rs.wait(0); err != nil {
 		return res, h.abortRestore(ctx, rs, name, taken, err)
