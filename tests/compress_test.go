@@ -279,7 +279,7 @@ func TestCompressCompressed(t *testing.T) {
 	}
 }
 
-// A signal the command was started with ignored (nohup, trap '' HUP)
+// A signal the command was started with ignored (nohup, trap ” HUP)
 // stays ignored: the output is written whole.
 func TestIgnoredSignalStaysIgnored(t *testing.T) {
 	dir := t.TempDir()
