@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/sniff"
@@ -298,5 +299,21 @@ func TestBrokenPipe(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "output closed early (broken pipe)") {
 			t.Errorf("%s: exit %d, stderr %q", cmd, r.code, r.stderr)
 		}
+	}
+}
+
+// signalAndWait sends sig to cmd and waits for it to exit, at most
+// within; it fails the test (killing cmd) if it does not.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, sig os.Signal, within time.Duration, stderr *bytes.Buffer) {
+	t.Helper()
+	cmd.Process.Signal(sig)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s still runs %v after %v; stderr: %s", filepath.Base(cmd.Path), within, sig, stderr.String())
 	}
 }

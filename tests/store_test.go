@@ -268,15 +268,7 @@ func TestRestoreInterrupted(t *testing.T) {
 					}
 				}
 			}
-			cmd.Process.Signal(sig)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("%v, %s: xrestore still runs 5s after the signal", sig, from)
-			}
+			signalAndWait(t, cmd, sig, 5*time.Second, &stderr)
 			if pw != nil {
 				pw.Close()
 			}

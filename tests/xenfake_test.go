@@ -225,15 +225,7 @@ func TestXenFailures(t *testing.T) {
 		}
 		pw.Close()
 		time.Sleep(time.Second)
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("xsave still runs 10s after SIGINT; stderr: %s", stderr.String())
-		}
+		signalAndWait(t, cmd, os.Interrupt, 10*time.Second, &stderr)
 		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted; domain gen-pv left running") {
 			t.Fatalf("exit %d, stderr %q", code, stderr.String())
 		}
@@ -261,15 +253,7 @@ func TestXenFailures(t *testing.T) {
 			pr.Close()
 			pw.Write(part)
 			time.Sleep(500 * time.Millisecond)
-			cmd.Process.Signal(os.Interrupt)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("xrestore still runs 5s after SIGINT; stderr: %s", stderr.String())
-			}
+			signalAndWait(t, cmd, os.Interrupt, 5*time.Second, &stderr)
 			pw.Close()
 			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted; no domain was restored") {
 				t.Fatalf("after %d octets: exit %d, stderr %q", len(part), code, stderr.String())
