@@ -16,7 +16,8 @@ import (
 // on to its end. The handle is a duplicate: of a pipe or socket, put in
 // non-blocking mode, which Go's poller can wake (the read fails with
 // os.ErrDeadlineExceeded); of anything else, closed (os.ErrClosed). stop
-// releases it. Should anything fail, f itself is returned.
+// releases it, and puts a pipe that was in blocking mode back in it.
+// Should anything fail, f itself is returned.
 func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -33,7 +34,10 @@ func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 	}
 	syscall.CloseOnExec(fd)
 	polled := fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+	wasBlocking := false
 	if polled {
+		fl, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+		wasBlocking = errno == 0 && fl&syscall.O_NONBLOCK == 0
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			syscall.Close(fd)
 			return f, func() {}
@@ -49,7 +53,7 @@ func Interruptible(ctx context.Context, f *os.File) (r *os.File, stop func()) {
 	})
 	return nf, func() {
 		cancel()
-		if polled {
+		if wasBlocking {
 			// The mode belongs to the pipe's open file, which others
 			// (the shell's next command) may read after us.
 			if sc, err := nf.SyscallConn(); err == nil {
