@@ -281,3 +281,26 @@ func TestRestoreInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// A name in the stream's config that the store cannot take is for the
+// command line to replace: exit 2, and a hint.
+func TestBadNameInConfig(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s.xl")
+	mustSh(t, "xstream-gen -m 4M --name gen-pv > "+src)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"gen-pv"`))
+	if i < 0 {
+		t.Fatal("no name in the config")
+	}
+	copy(b[i+1:], "gen/pv")
+	os.WriteFile(src, b, 0o644)
+	dir := newStoreDir(t)
+	r := sh(t, inStore(dir, "xrestore < "+src))
+	if r.code != 2 || !strings.Contains(r.stderr, `invalid domain name "gen/pv"`) || !strings.Contains(r.stderr, "hint: give the domain a name with --name NAME") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	mustSh(t, inStore(dir, "xrestore -q --name ok < "+src))
+}

@@ -79,6 +79,10 @@ func run(opts options) error {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return errors.New("interrupted; no domain was restored")
+	case errors.Is(err, store.ErrBadName):
+		// The name in the stream's config: the command line can give
+		// another.
+		return &hintError{&cmdutil.UsageError{Err: err}, "give the domain a name with --name NAME"}
 	case errors.Is(err, restore.ErrNoName):
 		return &cmdutil.UsageError{Err: err}
 	case errors.Is(err, domain.ErrExists):

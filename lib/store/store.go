@@ -94,10 +94,20 @@ func (s *Store) Root() string { return s.root }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
 
+// ErrBadName matches CheckName's errors.
+var ErrBadName = errors.New("store: invalid domain name")
+
+type badName string
+
+func (n badName) Error() string {
+	return fmt.Sprintf("invalid domain name %q: use up to 64 letters, digits, '.', '_' and '-', not starting with '.' or '-'", string(n))
+}
+func (badName) Is(target error) bool { return target == ErrBadName }
+
 // CheckName reports whether name can name a domain.
 func CheckName(name string) error {
 	if !validName.MatchString(name) {
-		return fmt.Errorf("invalid domain name %q: use up to 64 letters, digits, '.', '_' and '-', not starting with '.' or '-'", name)
+		return badName(name)
 	}
 	return nil
 }
