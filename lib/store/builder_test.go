@@ -1,6 +1,10 @@
 package store
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // Only a writer of that very name's leftovers are removed.
 func TestIsTempOf(t *testing.T) {
@@ -21,4 +25,28 @@ func TestIsTempOf(t *testing.T) {
 			t.Errorf("isTempOf(%q, %q) = %v", c.dir, c.name, got)
 		}
 	}
+}
+
+// A lock is taken once at a time, and leaves no file behind.
+func TestLockLeavesNothing(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.lock("vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.lock("vm"); err == nil {
+		t.Fatal("a second lock of vm was taken")
+	}
+	unlock()
+	if ents, _ := os.ReadDir(filepath.Join(s.root, lockDir)); len(ents) != 0 {
+		t.Fatalf("left in the lock directory: %v", ents)
+	}
+	unlock, err = s.lock("vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
 }

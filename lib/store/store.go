@@ -190,18 +190,31 @@ func (s *Store) lock(name string) (func(), error) {
 		return nil, err
 	}
 	p := filepath.Join(s.root, lockDir, name)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s (another xrestore or xdomain is writing it)", domain.ErrLocked, name)
+	// The holder removes the lock file before it lets go, so that lock
+	// files do not pile up; a writer that locked a file removed
+	// meanwhile holds nothing, and tries again with a new one.
+	for {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%w: %s (another xrestore or xdomain is writing it)", domain.ErrLocked, name)
+			}
+			return nil, err
+		}
+		held, err1 := f.Stat()
+		named, err2 := os.Stat(p)
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return func() {
+				os.Remove(p)
+				f.Close()
+			}, nil
+		}
+		f.Close()
 	}
-	return func() { f.Close() }, nil
 }
 
 func readInfo(dir string) (domain.Info, error) {
