@@ -223,7 +223,6 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	// all, or a signal come, Abort resumes the domain, and a reader
 	// must not have been given a whole stream to start a second copy.
 	toStdout := opts.output == "" || opts.output == "-"
-	delivered := false // the whole stream is at its destination
 	if err == nil {
 		err = sv.Wait()
 	}
@@ -233,7 +232,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	if err == nil && zw != nil {
 		err = zw.Close()
 	}
-	delivered = err == nil && toStdout
+	delivered := err == nil && toStdout // the whole stream is at its destination
 	if err == nil {
 		err = out.Commit()
 		host.Tracef("output committed (%v)", err)

@@ -74,7 +74,7 @@ func filter(opts options, r io.Reader, w io.Writer) (err error) {
 	if !opts.checksum && !opts.decompress {
 		// Compressed input is decompressed first (zstd to lz4, say):
 		// compressed twice, no reader would take it.
-		head := make([]byte, 48)
+		head := make([]byte, sniff.PeekSize)
 		n, err := io.ReadFull(src, head)
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return err

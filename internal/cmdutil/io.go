@@ -100,7 +100,7 @@ func (o *Output) TempPath() string { return o.tmp }
 func (o *Output) File() *os.File { return o.f }
 
 // Commit finishes the output: for a file, fsync, close, rename into place
-// and fsync the directory.
+// and fsync the directory; a device is synced (a disk) and closed.
 func (o *Output) Commit() error {
 	if o.dev != nil {
 		err := syncUnlessStream(o.dev)
@@ -126,13 +126,12 @@ func (o *Output) Commit() error {
 	}
 	if err == nil {
 		err = o.f.Close()
-		o.f = nil
 	}
 	if err != nil {
-		o.Abort()
-		os.Remove(o.tmp)
+		o.Abort() // closes (again), removes and forgets the temporary file
 		return err
 	}
+	o.f = nil
 	done := forget(o.tmp)
 	err = os.Rename(o.tmp, o.final)
 	if err == nil {

@@ -89,8 +89,8 @@ func (i Info) String() string {
 	return s
 }
 
-// peekSize is how many octets Detect looks at.
-const peekSize = 48
+// PeekSize is how many octets Detect looks at: enough for Identify.
+const PeekSize = 48
 
 var (
 	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
@@ -157,7 +157,7 @@ func Identify(b []byte) Info {
 // still starts at octet 0.
 func Detect(r io.Reader) (Info, *stream.Source, error) {
 	src := stream.NewSource(r, 0)
-	b, err := src.Peek(peekSize)
+	b, err := src.Peek(PeekSize)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && len(b) == 0 {
 		return Info{}, src, err
 	}

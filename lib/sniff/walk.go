@@ -261,7 +261,7 @@ func (w *Walker) next() (*Item, error) {
 			if h.StreamV2() {
 				w.state = stLibxlHeader
 			} else {
-				b, _ := w.src.Peek(peekSize)
+				b, _ := w.src.Peek(PeekSize)
 				if k := Identify(b).Kind; k != Libxc {
 					return nil, &stream.FormatError{Layer: "xl", Offset: w.src.Offset(), Index: -1, Type: "payload",
 						Err: fmt.Errorf("%w: the xl header announces a libxc stream, but what follows looks like %v input", ErrNotStream, k)}

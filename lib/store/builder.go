@@ -364,14 +364,14 @@ func (b *builder) Abort() error {
 }
 
 // isTempOf tells whether dir is a temporary directory of a writer of
-// name: name, a dot, randomSuffix's 12 hex digits, ".tmp".
+// name: name, a dot, randomSuffix's hex digits, ".tmp".
 func isTempOf(dir, name string) bool {
 	rest, ok := strings.CutPrefix(dir, name+".")
 	if !ok {
 		return false
 	}
 	id, ok := strings.CutSuffix(rest, ".tmp")
-	if !ok || len(id) != 12 {
+	if !ok || len(id) != 2*suffixBytes {
 		return false
 	}
 	_, err := hex.DecodeString(id)

@@ -237,8 +237,11 @@ func syncDir(dir string) {
 	}
 }
 
+// suffixBytes is how many random octets randomSuffix writes, in hex.
+const suffixBytes = 6
+
 func randomSuffix() string {
-	var b [6]byte
+	var b [suffixBytes]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xstream/xstream/lib/sniff"
@@ -101,7 +100,7 @@ type restoring struct {
 // kill kills xl and what it started.
 func (rs *restoring) kill() {
 	rs.killed.Store(true)
-	syscall.Kill(-rs.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(rs.cmd)
 }
 
 func (h *Host) startRestore(paused bool) (*restoring, error) {
@@ -260,13 +259,14 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	// built is the name of the domain xl built from the whole,
 	// verified stream, once xl has finished. A failure after that (the
 	// name, the unpause, Ctrl-C) leaves it paused rather than
-	// destroying it: in `xsave vm | xrestore` on one host the domain
-	// it came from has gone by then, and this is the only copy.
+	// destroying it, unless the input can be read again: in `xsave vm
+	// | xrestore` on one host the domain it came from has gone by then,
+	// and this is the only copy.
 	built := ""
 	defer func() {
 		switch {
 		case err == nil:
-		case built != "":
+		case built != "" && !opts.Replayable:
 			err = domainLeft{fmt.Errorf("%w (the domain was restored; it is left paused as %s)", err, built)}
 		default:
 			err = h.abortRestore(ctx, rs, target, names, err)
@@ -307,9 +307,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 	if err := rs.wait(0); err != nil {
 		return res, err
 	}
-	if !opts.Replayable {
-		built = target
-	}
+	built = target
 
 	if target != name {
 		if err := h.takeName(ctx, name, opts.Replace); err != nil {
@@ -318,9 +316,7 @@ func (h *Host) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (r
 		if _, err := h.run(ctx, "rename", target, name); err != nil {
 			return res, err
 		}
-		if !opts.Replayable {
-			built = name
-		}
+		built = name
 	}
 	if pause && !opts.Paused {
 		if err := h.unpause(ctx, name); err != nil {

@@ -183,7 +183,7 @@ func (s *Saving) Abort(cause error) error {
 	case <-timeout:
 		// xl did not give up on its broken pipe; kill it. The domain
 		// may be left suspended: say so.
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // its helper too
+		killGroup(s.cmd)
 		<-s.done
 		return errors.Join(cause, notRunning{fmt.Errorf("%s did not stop and was killed; domain %s may be left suspended", s.op(), s.name)})
 	}

@@ -273,6 +273,10 @@ func (h *Host) command(log *outputLog, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// killGroup kills cmd, started by command in a process group of its own,
+// and what it started (libxl's save/restore helper).
+func killGroup(cmd *exec.Cmd) { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
 // exitError is cmd's error from Wait or Run. A process xl leaves
 // behind (xl restore's daemon) may hold xl's output for a moment; when
 // it does longer than WaitDelay, os/exec stops copying it and reports
