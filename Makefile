@@ -11,6 +11,10 @@ FUZZTIME ?= 10s
 # Packages whose tests also run as 386 (native) and s390x (big-endian,
 # under qemu-user-static).
 CROSS_PKGS := ./lib/... ./internal/...
+# urfave/cli's man-page and Markdown writers, and the Markdown parser they
+# bring, are never used. Left out, every command starts sooner: 27 ms of
+# xrestore's 132 ms under the Xen lab's emulation.
+export GOFLAGS += -tags=urfave_cli_no_docs
 
 .PHONY: all build test test-unit test-cross test-xen bench fuzz cross install demo clean vet xen-check
 

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,4 +51,19 @@ func TestLockLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
+}
+
+func TestCheckName(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for _, name := range []string{"a", "vm1", "_x", "9", "web.example-01", "A_b.c-D", long} {
+		if err := CheckName(name); err != nil {
+			t.Errorf("CheckName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{"", ".", "..", ".hidden", "-x", "a/b", "a b", "é", "a\x00", "vm:1", long + "a", "a\n"} {
+		err := CheckName(name)
+		if !errors.Is(err, ErrBadName) {
+			t.Errorf("CheckName(%q) = %v, want ErrBadName", name, err)
+		}
+	}
 }

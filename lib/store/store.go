@@ -30,7 +30,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -92,8 +91,6 @@ func Open(root string) (*Store, error) {
 // Root returns the store's directory.
 func (s *Store) Root() string { return s.root }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
-
 // ErrBadName matches CheckName's errors.
 var ErrBadName = errors.New("store: invalid domain name")
 
@@ -106,8 +103,15 @@ func (badName) Is(target error) bool { return target == ErrBadName }
 
 // CheckName reports whether name can name a domain.
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if len(name) == 0 || len(name) > 64 || name[0] == '.' || name[0] == '-' {
 		return badName(name)
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return badName(name)
+		}
 	}
 	return nil
 }

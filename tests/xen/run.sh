@@ -32,6 +32,7 @@ LAB=${XENLAB:-$ROOT/../shared/xenlab/xenlab}
 CORPUS=${XSTREAM_CORPUS:-$ROOT/../shared/corpus}/xen-real
 W=${XSTREAM_XEN_WORK:-/var/tmp/xstream-test-xen}
 GO=${GO:-go}
+export GOFLAGS=${GOFLAGS:--tags=urfave_cli_no_docs} # as the Makefile builds
 T0=$(date +%s)
 
 say() { echo "test-xen: $*"; }
