@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/xstream/xstream/internal/writeback"
 )
 
 // Output is where a command writes its stream: standard output, or a file
@@ -26,6 +28,9 @@ type Output struct {
 	tmp   string
 	final string
 	dev   *os.File // a file that is not a regular one, written in place
+	// stopWriteback stops the writeback that follows a file output or
+	// a standard output that is a file (writeback.Follow).
+	stopWriteback func()
 }
 
 // CreateOutput opens the output: path "" or "-" is standard output, which
@@ -36,7 +41,7 @@ func CreateOutput(path string) (*Output, error) {
 			return nil, ErrTerminal
 		}
 		GrowPipe(os.Stdout)
-		return &Output{Writer: os.Stdout}, nil
+		return &Output{Writer: os.Stdout, stopWriteback: writeback.Follow(os.Stdout)}, nil
 	}
 	// The kernel resolves the path (/dev/stdout and /dev/fd/N too,
 	// whose links name no file); a regular file is replaced through
@@ -72,7 +77,7 @@ func CreateOutput(path string) (*Output, error) {
 		}
 		return nil, err
 	}
-	return &Output{Writer: f, f: f, tmp: f.Name(), final: final}, nil
+	return &Output{Writer: f, f: f, tmp: f.Name(), final: final, stopWriteback: writeback.Follow(f)}, nil
 }
 
 // resolveLinks returns the file path names through any symbolic links,
@@ -102,6 +107,7 @@ func (o *Output) File() *os.File { return o.f }
 // Commit finishes the output: for a file, fsync, close, rename into place
 // and fsync the directory; a device is synced (a disk) and closed.
 func (o *Output) Commit() error {
+	o.stopFollowing()
 	if o.dev != nil {
 		err := syncUnlessStream(o.dev)
 		if cerr := o.dev.Close(); err == nil {
@@ -184,8 +190,16 @@ func syncUnlessStream(f *os.File) error {
 	return nil
 }
 
+// stopFollowing stops the output's writeback, if it has one.
+func (o *Output) stopFollowing() {
+	if o.stopWriteback != nil {
+		o.stopWriteback()
+	}
+}
+
 // Abort removes a file output's temporary file.
 func (o *Output) Abort() {
+	o.stopFollowing()
 	if o.dev != nil {
 		o.dev.Close()
 		o.dev = nil

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/xstream/xstream/internal/writeback"
 	"github.com/xstream/xstream/lib/domain"
 	"github.com/xstream/xstream/lib/stream"
 )
@@ -84,10 +85,6 @@ type builder struct {
 	dirty int64
 }
 
-// writebackEvery is how much memory a builder writes between asking the
-// kernel to start writing it out.
-const writebackEvery = 32 << 20
-
 var zeroPage [stream.PageSize]byte
 
 func (b *builder) SetInfo(info domain.Info) error {
@@ -157,8 +154,8 @@ func (b *builder) SetPages(pfns []uint64, data []byte) error {
 		}
 		_, err := b.memory.WriteAt(data[mData:endData], int64(pfnOf(mStart))<<stream.PageShift)
 		mStart = -1
-		if b.dirty += int64(endData - mData); b.dirty >= writebackEvery {
-			startWriteback(b.memory)
+		if b.dirty += int64(endData - mData); b.dirty >= writeback.Every {
+			writeback.Start(b.memory)
 			b.dirty = 0
 		}
 		return err

@@ -1,0 +1,64 @@
+// Package writeback has the kernel write a file out to its disk while the
+// file is still being written, so that the fsync that ends it finds
+// little left to do. A saved domain is written once, start to end, and
+// its pages are not read again: left to the kernel, they would reach the
+// disk at its own pace, and the closing fsync (during which a Xen domain
+// waits, paused) would write most of them.
+package writeback
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// Every is how much a followed file grows between two writebacks.
+const Every = 32 << 20
+
+// tick is how often a followed file's size is looked at.
+const tick = 250 * time.Millisecond
+
+// Follow starts f's writeback whenever f has grown by Every since the
+// last one, however f is written (by this process, with splice(2), or by
+// another process it was handed to), until stop is called. stop waits
+// for the follower, so f may be closed once it returns. Only a regular
+// file is followed.
+func Follow(f *os.File) (stop func()) {
+	return follow(f, tick, Every, func(f *os.File) { Start(f) })
+}
+
+func follow(f *os.File, tick time.Duration, every int64, start func(*os.File)) (stop func()) {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			st, err := f.Stat()
+			if err != nil {
+				return // closed
+			}
+			if size := st.Size(); size-last >= every {
+				start(f)
+				last = size
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+		})
+	}
+}

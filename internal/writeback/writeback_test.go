@@ -1,0 +1,101 @@
+package writeback
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond for up to two seconds.
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// A followed file is written out each time it has grown by every, and
+// not before; stop ends the following.
+func TestFollow(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var starts atomic.Int32
+	const tick = 2 * time.Millisecond
+	stop := follow(f, tick, 1000, func(*os.File) { starts.Add(1) })
+	write := func(n int) {
+		if _, err := f.Write(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(999)
+	time.Sleep(20 * tick)
+	if n := starts.Load(); n != 0 {
+		t.Fatalf("%d writebacks after 999 octets, want 0", n)
+	}
+	write(1)
+	if !waitFor(func() bool { return starts.Load() == 1 }) {
+		t.Fatalf("%d writebacks after 1000 octets, want 1", starts.Load())
+	}
+	write(500)
+	time.Sleep(20 * tick)
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("%d writebacks after 1500 octets, want 1", n)
+	}
+	write(2000)
+	if !waitFor(func() bool { return starts.Load() == 2 }) {
+		t.Fatalf("%d writebacks after 3500 octets, want 2", starts.Load())
+	}
+	stop()
+	write(5000)
+	time.Sleep(20 * tick)
+	if n := starts.Load(); n != 2 {
+		t.Fatalf("%d writebacks after stop, want 2", n)
+	}
+	stop() // a second stop is harmless
+}
+
+// A pipe is not followed.
+func TestFollowPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var starts atomic.Int32
+	stop := follow(w, time.Millisecond, 1, func(*os.File) { starts.Add(1) })
+	go w.Write(make([]byte, 100))
+	buf := make([]byte, 100)
+	if _, err := r.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	if n := starts.Load(); n != 0 {
+		t.Fatalf("%d writebacks of a pipe", n)
+	}
+}
+
+// The follower stops by itself when its file is closed under it.
+func TestFollowClosed(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := follow(f, time.Millisecond, 1, func(*os.File) {})
+	f.Close()
+	done := make(chan struct{})
+	go func() { stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("stop did not return")
+	}
+}
