@@ -78,6 +78,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 	if err != nil {
 		return info, err
 	}
+	var early []earlyRecord // emulator records that came before the domain
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
@@ -111,6 +112,12 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			if err := b.SetInfo(info); err != nil {
 				return info, err
 			}
+			for _, p := range early {
+				if err := b.SetRecord(p.r); err != nil {
+					return info, inRecord(p.rec, err)
+				}
+			}
+			early = nil
 		case sniff.LibxcRecord:
 			rec := it.Libxc
 			switch rec.Type {
@@ -151,7 +158,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			case *stream.X86PVP2MFrames:
 				info.PFNs = uint64(v.EndPFN) + 1
 				if err := b.SetInfo(info); err != nil {
-					return info, err
+					return info, inRecord(rec, err)
 				}
 			}
 			if err := b.SetRecord(domain.Record{Layer: domain.Libxc, Type: uint32(rec.Type),
@@ -167,7 +174,16 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			if err != nil {
 				return info, rec.Error(err)
 			}
-			if err := b.SetRecord(emulatorRecord(rec.Type, id, idx, data)); err != nil {
+			r := emulatorRecord(rec.Type, id, idx, data)
+			if b == nil {
+				// Before LIBXC_CONTEXT, which libxl allows: the domain is
+				// made once the libxc headers name its type.
+				at := *rec // the walker reuses its record
+				at.Body = nil
+				early = append(early, earlyRecord{&at, r})
+				continue
+			}
+			if err := b.SetRecord(r); err != nil {
 				return info, inRecord(rec, err)
 			}
 		case sniff.QemuTail:
@@ -190,6 +206,13 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 		return info, err
 	}
 	return b.Commit()
+}
+
+// earlyRecord is an emulator record met before the libxc headers, kept
+// until the domain is made.
+type earlyRecord struct {
+	rec *libxl.Record
+	r   domain.Record
 }
 
 // recordError is a record of either layer, which can name itself in an

@@ -15,12 +15,14 @@ import (
 	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/digest"
 	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/libxl"
 	"github.com/xstream/xstream/lib/restore"
 	"github.com/xstream/xstream/lib/rewrite"
 	"github.com/xstream/xstream/lib/save"
 	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
 )
 
 func streamDigest(t *testing.T, in []byte) string {
@@ -312,6 +314,14 @@ func TestSaveSplicesPages(t *testing.T) {
 // flipped bit in a pfn word makes) is an error of the stream, naming the
 // record, not an operational failure; and no domain is left.
 func TestStoreLimitIsAStreamError(t *testing.T) {
+	// 2^32-1: its memory file would be 16 TiB, a block more than ext4's
+	// largest file.
+	for _, pfn := range []uint64{1<<32 + 3, 1<<32 - 1} {
+		storeLimit(t, pfn)
+	}
+}
+
+func storeLimit(t *testing.T, pfn uint64) {
 	in := testutil.PV{Pages: 40, Batch: 16}.Stream(t)
 	rd := stream.NewReader(bytes.NewReader(in), nil)
 	if _, _, err := rd.Headers(); err != nil {
@@ -327,13 +337,13 @@ func TestStoreLimitIsAStreamError(t *testing.T) {
 			at = rec.Offset
 		}
 	}
-	// The first pfn word of the first PAGE_DATA record: pfn 2^32 + 3.
-	binary.LittleEndian.PutUint64(in[at+16:], stream.PFNWord(1<<32+3, stream.PageNotab))
+	// The first pfn word of the first PAGE_DATA record.
+	binary.LittleEndian.PutUint64(in[at+16:], stream.PFNWord(pfn, stream.PageNotab))
 	s := newStore(t)
 	_, err := restore.Restore(bytes.NewReader(in), s, restore.Options{Name: "a"})
 	var fe *stream.FormatError
 	if !errors.As(err, &fe) || fe.Offset != at || fe.Type != "PAGE_DATA" || !errors.Is(err, stream.ErrLimit) {
-		t.Fatalf("got %v; want a FormatError of the PAGE_DATA record at %#x over a limit", err, at)
+		t.Fatalf("pfn %#x: got %v; want a FormatError of the PAGE_DATA record at %#x over a limit", pfn, err, at)
 	}
 	if s.Exists("a") {
 		t.Fatal("a domain was left behind")
@@ -425,5 +435,52 @@ func pageContents(t *testing.T, in []byte) []bool {
 				bulk[j] = true
 			}
 		}
+	}
+}
+
+// TestEmulatorBeforeLibxc: libxl takes emulator records before the
+// LIBXC_CONTEXT record, and so does the store, with the domain still
+// named by the xl config: the same domain as with them after.
+func TestEmulatorBeforeLibxc(t *testing.T) {
+	libxc := testutil.PV{Pages: 16, Batch: 5}.Stream(t)
+	config := []byte(`{"c_info":{"name":"early"}}`)
+	qemu := []byte("qemu state")
+	after := testutil.Framed(t, libxc, qemu, config)
+
+	var buf bytes.Buffer
+	h := xl.Header{Order: binary.LittleEndian, MandatoryFlags: xl.FlagStreamV2 | xl.FlagJSON, Config: config}
+	b, err := h.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(b)
+	w, err := libxl.NewWriter(&buf, libxl.Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteEmulator(libxl.RecEmulatorContext, libxl.EmulatorQemuUpstream, 0, qemu); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRecord(libxl.RecLibxcContext); err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(libxc)
+	if err := w.WriteRecord(libxl.RecEnd); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newStore(t)
+	if _, err := restore.Restore(bytes.NewReader(after), s, restore.Options{Name: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := restore.Restore(bytes.NewReader(buf.Bytes()), s, restore.Options{})
+	if err != nil {
+		t.Fatalf("emulator record first: %v", err)
+	}
+	if info.Name != "early" {
+		t.Fatalf("restored as %q, want the config's name", info.Name)
+	}
+	if got, want := storeDigest(t, s, "early"), storeDigest(t, s, "after"); got != want {
+		t.Fatalf("digest %s with the emulator record first, %s with it after", got, want)
 	}
 }

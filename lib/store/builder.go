@@ -30,16 +30,7 @@ func (s *Store) Create(name string, replace bool) (domain.Builder, error) {
 		unlock()
 		return nil, fmt.Errorf("%w: %s (use --force to replace it)", domain.ErrExists, name)
 	}
-	// Remove what a crashed writer of this name left: NAME.<12 hex>.tmp
-	// exactly, not a.b's when the name is a (nor a pattern: a name may
-	// hold * or [).
-	if ents, err := os.ReadDir(filepath.Join(s.root, dataDir)); err == nil {
-		for _, e := range ents {
-			if isTempOf(e.Name(), name) {
-				os.RemoveAll(filepath.Join(s.root, dataDir, e.Name()))
-			}
-		}
-	}
+	s.removeLeftovers(name)
 	id := name + "." + randomSuffix()
 	dir := filepath.Join(s.root, dataDir, id+".tmp")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -83,6 +74,8 @@ type builder struct {
 	maxPFN  uint64 // one past the highest pfn set
 	// dirty counts memory octets written since writeback was last started.
 	dirty int64
+	// recBytes counts the octets of the records log.
+	recBytes int64
 }
 
 var zeroPage [stream.PageSize]byte
@@ -90,6 +83,9 @@ var zeroPage [stream.PageSize]byte
 func (b *builder) SetInfo(info domain.Info) error {
 	if info.PageShift != stream.PageShift {
 		return stream.Unsupported("store: page shift %d unsupported", info.PageShift)
+	}
+	if info.PFNs > MaxPFNs {
+		return stream.OverLimit("store: %#x pfns, beyond the store's limit of %#x", info.PFNs, uint64(MaxPFNs))
 	}
 	b.info = info
 	b.info.Name = b.name
@@ -222,6 +218,13 @@ func (b *builder) SetRecord(r domain.Record) error {
 	if _, err := r.Key(); err != nil {
 		return err
 	}
+	// What the store takes it must read back: the log is bounded as its
+	// reader bounds it.
+	size := int64(16 + len(r.Body) + -len(r.Body)&7)
+	if b.recBytes+size > maxRecordsFile {
+		return stream.OverLimit("store: the domain's records would take more than the %d octets the store reads back", maxRecordsFile)
+	}
+	b.recBytes += size
 	var h [16]byte
 	binary.LittleEndian.PutUint32(h[:], uint32(r.Layer))
 	binary.LittleEndian.PutUint32(h[4:], r.Type)
@@ -360,15 +363,16 @@ func (b *builder) Abort() error {
 	return err
 }
 
-// isTempOf tells whether dir is a temporary directory of a writer of
-// name: name, a dot, randomSuffix's hex digits, ".tmp".
-func isTempOf(dir, name string) bool {
+// isCopyOf tells whether dir, in the data directory, is a copy of name's,
+// committed or temporary: name, a dot, randomSuffix's hex digits, and
+// ".tmp" for a temporary one. Exactly that: not a.b's when the name is a.
+func isCopyOf(dir, name string) bool {
 	rest, ok := strings.CutPrefix(dir, name+".")
 	if !ok {
 		return false
 	}
-	id, ok := strings.CutSuffix(rest, ".tmp")
-	if !ok || len(id) != 2*suffixBytes {
+	id := strings.TrimSuffix(rest, ".tmp")
+	if len(id) != 2*suffixBytes {
 		return false
 	}
 	_, err := hex.DecodeString(id)

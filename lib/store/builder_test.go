@@ -4,12 +4,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/xstream/xstream/lib/domain"
+	"github.com/xstream/xstream/lib/stream"
 )
 
-// Only a writer of that very name's leftovers are removed.
-func TestIsTempOf(t *testing.T) {
+// Only name's own copies are its: not a.b's when the name is a.
+func TestIsCopyOf(t *testing.T) {
 	for _, c := range []struct {
 		dir, name string
 		want      bool
@@ -17,15 +21,76 @@ func TestIsTempOf(t *testing.T) {
 		{"a.0123456789ab.tmp", "a", true},
 		{"a.b.0123456789ab.tmp", "a", false}, // a.b's
 		{"a.b.0123456789ab.tmp", "a.b", true},
-		{"a.0123456789ab", "a", false}, // a committed domain
+		{"a.0123456789ab", "a", true}, // a committed copy
+		{"a.b.0123456789ab", "a", false},
 		{"a.0123456789xy.tmp", "a", false},
 		{"a.0123456789abc.tmp", "a", false},
+		{"a.0123456789ab.tmp.tmp", "a", false},
 		{"vm[1].0123456789ab.tmp", "vm[1]", true},
 		{"vm1.0123456789ab.tmp", "vm[1]", false},
 	} {
-		if got := isTempOf(c.dir, c.name); got != c.want {
-			t.Errorf("isTempOf(%q, %q) = %v", c.dir, c.name, got)
+		if got := isCopyOf(c.dir, c.name); got != c.want {
+			t.Errorf("isCopyOf(%q, %q) = %v", c.dir, c.name, got)
 		}
+	}
+}
+
+// What a crash left of a name, a temporary copy or a whole old one, goes
+// with the next writer or destroy of that name; other names' copies and
+// the live one stay.
+func TestLeftoversRemoved(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) {
+		t.Helper()
+		b, err := s.Create(name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := filepath.Join(s.Root(), dataDir)
+	copies := func() []string {
+		t.Helper()
+		ents, err := os.ReadDir(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	create("a")
+	create("a.b")
+	live := copies()
+	for _, d := range []string{"a.0123456789ab", "a.0123456789ac.tmp"} {
+		if err := os.MkdirAll(filepath.Join(data, d, "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.Create("a", true) // an xrestore --force that fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Abort()
+	if got := copies(); !slices.Equal(got, live) {
+		t.Fatalf("after a writer of a: %v, want %v", got, live)
+	}
+	os.Mkdir(filepath.Join(data, "a.0123456789ad"), 0o755)
+	if err := s.Destroy("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := copies(); len(got) != 1 || !isCopyOf(got[0], "a.b") {
+		t.Fatalf("after destroying a: %v, want a.b's copy alone", got)
 	}
 }
 
@@ -65,5 +130,91 @@ func TestCheckName(t *testing.T) {
 		if !errors.Is(err, ErrBadName) {
 			t.Errorf("CheckName(%q) = %v, want ErrBadName", name, err)
 		}
+	}
+}
+
+// The store takes no more records than it reads back, and says so as a
+// limit of the stream's, which names the record.
+func TestRecordsBounded(t *testing.T) {
+	defer func(n int64) { maxRecordsFile = n }(maxRecordsFile)
+	maxRecordsFile = 100
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create("vm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Abort()
+	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rec := domain.Record{Layer: domain.Libxl, Type: 3, Body: make([]byte, 40)} // 56 octets logged
+	if err := b.SetRecord(rec); err != nil {
+		t.Fatalf("first record: %v", err)
+	}
+	if err := b.SetRecord(rec); !errors.Is(err, stream.ErrLimit) {
+		t.Fatalf("second record: %v, want ErrLimit", err)
+	}
+}
+
+// Too many pfns for the memory file is a limit of the stream's.
+func TestPFNsBounded(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create("vm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Abort()
+	info := domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: MaxPFNs}
+	if err := b.SetInfo(info); err != nil {
+		t.Fatalf("%#x pfns: %v", info.PFNs, err)
+	}
+	info.PFNs++
+	if err := b.SetInfo(info); !errors.Is(err, stream.ErrLimit) {
+		t.Fatalf("%#x pfns: %v, want ErrLimit", info.PFNs, err)
+	}
+}
+
+// A source reads the copy it opened, whole, even once a writer has
+// replaced the domain and removed that copy.
+func TestOpenSeesOneCopy(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(config string, body byte) {
+		t.Helper()
+		b, err := s.Create("vm", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1, Config: []byte(config)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetRecord(domain.Record{Layer: domain.Libxl, Type: 3, Body: []byte{0, 0, 0, 0, 0, 0, 0, 0, body}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("one", 1)
+	src, err := s.Open("vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	create("two", 2)
+	recs, err := src.Records()
+	if err != nil {
+		t.Fatalf("records of the replaced copy: %v", err)
+	}
+	if len(recs) != 1 || recs[0].Body[8] != 1 || string(src.Info().Config) != "one" {
+		t.Fatalf("read %v, config %q; want the first copy's", recs, src.Info().Config)
 	}
 }

@@ -38,12 +38,13 @@ import (
 	"github.com/xstream/xstream/lib/stream"
 )
 
-// MaxPFNs bounds the pfns a stored domain may have: 2^32 pfns are 16 TiB
-// of guest memory, the largest file ext4 holds.
-const MaxPFNs = 1 << 32
+// MaxPFNs bounds the pfns a stored domain may have: 2^32-1 pfns are the
+// largest memory file ext4 holds (16 TiB less a 4 KiB block).
+const MaxPFNs = 1<<32 - 1
 
-// maxRecordsFile bounds the records log read back into memory.
-const maxRecordsFile = 1 << 30
+// maxRecordsFile bounds the records log read back into memory (a
+// variable for the tests).
+var maxRecordsFile int64 = 1 << 30
 
 const (
 	typePresent = 0x80
@@ -185,7 +186,29 @@ func (s *Store) Destroy(name string) error {
 		return err
 	}
 	syncDir(s.root)
-	return os.RemoveAll(d)
+	err = os.RemoveAll(d)
+	s.removeLeftovers(name)
+	return err
+}
+
+// removeLeftovers removes, under name's lock, every copy of name's in the
+// data directory but the one its link names: what a writer or a destroy
+// that crashed left, temporary or committed (a crash between the link's
+// swap and the old copy's removal leaves a whole domain behind).
+func (s *Store) removeLeftovers(name string) {
+	current := ""
+	if target, err := os.Readlink(filepath.Join(s.root, name)); err == nil {
+		current = filepath.Base(target)
+	}
+	ents, err := os.ReadDir(filepath.Join(s.root, dataDir))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != current && isCopyOf(e.Name(), name) {
+			os.RemoveAll(filepath.Join(s.root, dataDir, e.Name()))
+		}
+	}
 }
 
 // lock takes the writer lock of name, or fails at once with ErrLocked.
@@ -230,7 +253,9 @@ func readInfo(dir string) (domain.Info, error) {
 	if err := json.Unmarshal(b, &info); err != nil {
 		return info, fmt.Errorf("store: %s/info.json: %w", dir, err)
 	}
-	info.Config, _ = os.ReadFile(filepath.Join(dir, "config"))
+	if info.Config, err = os.ReadFile(filepath.Join(dir, "config")); err != nil {
+		return info, err
+	}
 	return info, nil
 }
 
@@ -257,28 +282,52 @@ type domainFiles struct {
 
 // Open returns a stored domain to save.
 func (s *Store) Open(name string) (domain.Source, error) {
+	for try := 1; ; try++ {
+		src, err := s.open(name)
+		// A writer that replaced the domain meanwhile removed the copy
+		// being opened: open the new one.
+		if errors.Is(err, fs.ErrNotExist) && try < 3 && s.Exists(name) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return src, nil
+	}
+}
+
+// open opens every file of name's current copy at once, so that the
+// source reads one copy whatever a writer of the name does after.
+func (s *Store) open(name string) (_ *source, err error) {
 	d, err := s.dir(name)
 	if err != nil {
 		return nil, err
 	}
-	info, err := readInfo(d)
-	if err != nil {
-		return nil, err
-	}
-	src := &source{dir: d, info: info}
+	src := &source{dir: d}
+	defer func() {
+		if err != nil {
+			src.Close()
+		}
+	}()
 	if src.types, err = os.Open(filepath.Join(d, "types")); err != nil {
 		return nil, err
 	}
 	if src.memory, err = os.Open(filepath.Join(d, "memory")); err != nil {
-		src.types.Close()
+		return nil, err
+	}
+	if src.records, err = os.Open(filepath.Join(d, "records")); err != nil {
+		return nil, err
+	}
+	if src.info, err = readInfo(d); err != nil {
 		return nil, err
 	}
 	return src, nil
 }
 
 type source struct {
-	dir  string
-	info domain.Info
+	dir     string
+	info    domain.Info
+	records *os.File
 	domainFiles
 	tbuf []byte
 }
@@ -288,12 +337,20 @@ func (s *source) Pause() error      { return nil }
 func (s *source) Resume() error     { return nil }
 
 func (s *source) Close() error {
-	s.types.Close()
-	return s.memory.Close()
+	var err error
+	for _, f := range []*os.File{s.types, s.records, s.memory} {
+		if f != nil {
+			err = f.Close()
+		}
+	}
+	return err
 }
 
 func (s *source) Records() ([]domain.Record, error) {
-	return readRecords(filepath.Join(s.dir, "records"))
+	if _, err := s.records.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return readRecords(s.records)
 }
 
 // MemoryFile returns the memory file: pfn p's page at p<<PageShift.
@@ -375,12 +432,8 @@ func (s *source) ReadPages(start uint64, types []stream.PageType, data []byte) (
 	return filled, flush(len(tb))
 }
 
-func readRecords(path string) ([]domain.Record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+func readRecords(f *os.File) ([]domain.Record, error) {
+	path := f.Name()
 	if st, err := f.Stat(); err == nil && st.Size() > maxRecordsFile {
 		return nil, fmt.Errorf("store: %s is %d octets, more than the %d a domain's records may take", path, st.Size(), maxRecordsFile)
 	}
