@@ -42,6 +42,15 @@ func TestCrossArch(t *testing.T) {
 			t.Fatalf("386 xdomain digest %s: %s", name, got)
 		}
 	}
+	// 2^32 pages do not fit the 386 build's int: refused, not wrapped
+	// round to a small domain.
+	for _, size := range []string{"8T", "16T"} {
+		cmd := exec.Command(filepath.Join(b386, "xdomain"), "--store", dir, "create", "big", "--memory", size)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "more than") {
+			t.Fatalf("386 xdomain create --memory %s: exit %d, %s", size, cmd.ProcessState.ExitCode(), out)
+		}
+	}
 
 	qemu, err := exec.LookPath("qemu-s390x-static")
 	if err != nil {

@@ -275,6 +275,9 @@ func TestUsageErrors(t *testing.T) {
 		"xdomain frob":                      `no command "frob"`,
 		"xdomain":                           "a command is needed",
 		"xstream-compress -o / < /dev/null": "a directory; give a file name",
+		"xsave ../x":                        "invalid domain name",
+		"xdomain info ../x":                 "invalid domain name",
+		"xdomain destroy ../x":              "invalid domain name",
 	} {
 		r := sh(t, "XSTREAM_STORE="+t.TempDir()+" "+cmd+" < /dev/null > /dev/null")
 		if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {

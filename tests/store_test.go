@@ -282,6 +282,39 @@ func TestRestoreInterrupted(t *testing.T) {
 	}
 }
 
+// An xdomain create stopped by a signal leaves nothing in the store.
+func TestCreateInterrupted(t *testing.T) {
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		st := newStoreDir(t)
+		cmd := exec.Command(filepath.Join(bin, "xdomain"), "--store", st, "create", "big", "--memory", "4G", "--fill", "realistic")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Signal once the domain's memory is being written.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mem, _ := filepath.Glob(filepath.Join(st, ".d", "big.*.tmp", "memory"))
+			if len(mem) == 1 {
+				if fi, err := os.Stat(mem[0]); err == nil && fi.Size() > 0 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("xdomain create wrote no memory: %s", stderr.String())
+			}
+		}
+		signalAndWait(t, cmd, sig, 5*time.Second, &stderr)
+		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted; no domain was created") {
+			t.Fatalf("%v: exit %d, stderr %q", sig, cmd.ProcessState.ExitCode(), stderr.String())
+		}
+		if left, _ := filepath.Glob(filepath.Join(st, ".d", "*")); len(left) != 0 {
+			t.Fatalf("%v: left in the store: %v", sig, left)
+		}
+	}
+}
+
 // A name in the stream's config that the store cannot take is for the
 // command line to replace: exit 2, and a hint.
 func TestBadNameInConfig(t *testing.T) {

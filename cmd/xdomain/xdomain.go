@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,9 @@ func create(root, name string, o createOptions) error {
 	if size < stream.PageSize {
 		return cmdutil.Usagef("--memory %s is less than one page", o.memory)
 	}
+	if size/stream.PageSize > gen.MaxPages { // before int, which is 32 bits on 386
+		return cmdutil.Usagef("--memory %s: more than the %s a synthetic domain may have", o.memory, cmdutil.Size(gen.MaxPages*stream.PageSize))
+	}
 	// No emulator xenstore data: a domain every format can carry whole
 	// (bare libxc has a place for the device model's context, the legacy
 	// qemu tail, but none for its xenstore keys).
@@ -60,10 +64,18 @@ func create(root, name string, o createOptions) error {
 	if err != nil {
 		return err
 	}
+	// A signal stops the stream; the half-made domain is removed.
+	ctx, stop := cmdutil.SignalContext()
+	defer stop()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(d.Write(pw)) }()
+	stopPipe := context.AfterFunc(ctx, func() { pw.CloseWithError(context.Canceled) })
 	info, err := restore.Restore(pr, st, restore.Options{Name: name, Replace: o.force})
+	stopPipe()
 	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil && ctx.Err() != nil {
+		return errors.New("interrupted; no domain was created")
+	}
 	if err != nil {
 		return err
 	}

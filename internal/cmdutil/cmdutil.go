@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/lib/legacy"
+	"github.com/xstream/xstream/lib/store"
 	"github.com/xstream/xstream/lib/stream"
 )
 
@@ -52,9 +53,10 @@ func Code(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue), errors.Is(err, legacy.ErrUndetermined):
+	case errors.As(err, &ue), errors.Is(err, legacy.ErrUndetermined), errors.Is(err, store.ErrBadName):
 		// A legacy stream whose layout only the user can tell (-w, -g)
-		// is a question for the command line, not a bad stream.
+		// is a question for the command line, not a bad stream; so is
+		// a domain name the store cannot take.
 		return ExitUsage
 	case isIOError(err):
 		// A read that failed (EIO from a disk, a reset connection)
