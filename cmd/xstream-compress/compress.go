@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 
 	"github.com/xstream/xstream/internal/cmdutil"
@@ -74,13 +73,12 @@ func filter(opts options, r io.Reader, w io.Writer) (err error) {
 	if !opts.checksum && !opts.decompress {
 		// Compressed input is decompressed first (zstd to lz4, say):
 		// compressed twice, no reader would take it.
-		head := make([]byte, sniff.PeekSize)
-		n, err := io.ReadFull(src, head)
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		in := stream.NewSource(src, 0)
+		if _, err := in.Peek(sniff.PeekSize); err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return err
 		}
-		src = io.MultiReader(bytes.NewReader(head[:n]), src)
-		switch k := sniff.Identify(head[:n]).Kind; k {
+		src = in
+		switch k := sniff.IdentifyNext(in).Kind; k {
 		case sniff.Zstd, sniff.LZ4:
 			zin, err := sniff.Open(src)
 			if err != nil {

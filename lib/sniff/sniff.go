@@ -8,7 +8,10 @@ package sniff
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -161,5 +164,47 @@ func Detect(r io.Reader) (Info, *stream.Source, error) {
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && len(b) == 0 {
 		return Info{}, src, err
 	}
-	return Identify(b), src, nil
+	return IdentifyNext(src), src, nil
+}
+
+// How much of what looks like gzip IdentifyNext decodes, out of how much.
+const (
+	gzipProbeIn  = 32 << 10
+	gzipProbeOut = 4 << 10
+)
+
+// IdentifyNext classifies what src holds from where it is, reading
+// nothing, as Identify does its first octets; but gzip's magic is two
+// octets only, which a legacy stream also starts with when its p2m size
+// is 0x8b1f in its low half (0x8b1f, 0x18b1f, ...): what looks like gzip
+// is gzip only if its start decodes as gzip.
+func IdentifyNext(src *stream.Source) Info {
+	b, _ := src.Peek(PeekSize)
+	info := Identify(b)
+	if info.Kind == Gzip {
+		head, _ := src.Peek(gzipProbeIn)
+		if !decodesAsGzip(head) {
+			// As Identify's last rule: the legacy reader confirms.
+			info = Info{Kind: Unknown}
+			if len(b) >= 8 {
+				info = Info{Kind: Legacy}
+			}
+		}
+	}
+	return info
+}
+
+// decodesAsGzip tells whether the first octets of b, which start with
+// gzip's magic, are a gzip header and deflate data that decode: a gzip
+// stream's start does, a legacy stream's does not (its first octets, as
+// deflate, are a reserved block type, a stored block's length that its
+// complement does not match, or codes that do not exist). Running out of
+// b is no evidence against gzip.
+func decodesAsGzip(b []byte) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err == nil {
+		_, err = io.CopyN(io.Discard, zr, gzipProbeOut)
+	}
+	var ce flate.CorruptInputError
+	return !(errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &ce))
 }

@@ -2,9 +2,11 @@ package sniff_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,6 +247,43 @@ func TestWalkNoChecksums(t *testing.T) {
 		}
 		if !errors.Is(err, sniff.ErrChecksumRecord) {
 			t.Fatalf("skip %v: a checksummed stream: %v", skip, err)
+		}
+	}
+}
+
+// Gzip's magic is two octets, which a legacy stream starts with when its
+// p2m size is 0x8b1f in its low half: gzip is what decodes as gzip.
+func TestGzipOrLegacy(t *testing.T) {
+	gz := func(name string, data []byte) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Name = name
+		zw.Write(data)
+		zw.Close()
+		return b.Bytes()
+	}
+	random := make([]byte, 200<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	legacy64 := append([]byte{0x1f, 0x8b, 0, 0, 0, 0, 0, 0}, bytes.Repeat([]byte{0xff}, 8)...) // p2m 0x8b1f, extended info
+	legacy32 := []byte{0x1f, 0x8b, 1, 0, 0x00, 0x04, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0}          // p2m 0x18b1f, a batch of 1024
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want sniff.Kind
+	}{
+		{"gzip of nothing", gz("", nil), sniff.Gzip},
+		{"gzip with a name", gz("vm.xl", []byte("some text")), sniff.Gzip},
+		{"gzip of random data", gz("", random), sniff.Gzip},
+		{"gzip, cut short", gz("", random)[:100], sniff.Gzip},
+		{"legacy, 64-bit", append(legacy64, make([]byte, 4096)...), sniff.Legacy},
+		{"legacy, 32-bit", append(legacy32, random[:4096]...), sniff.Legacy},
+	} {
+		info, _, err := sniff.Detect(bytes.NewReader(c.in))
+		if err != nil || info.Kind != c.want {
+			t.Errorf("%s: %v, %v; want %v", c.name, info.Kind, err, c.want)
 		}
 	}
 }

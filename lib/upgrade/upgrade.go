@@ -167,8 +167,7 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 			return nil, err
 		}
 		j.xlHdr, j.info.XL = h, true
-		b, _ := src.Peek(64)
-		kind = sniff.Identify(b).Kind
+		kind = sniff.IdentifyNext(src).Kind
 		j.info.Payload = kind
 		if h.StreamV2() && kind != sniff.Libxl && !j.opts.LegacyOnly {
 			return nil, &stream.FormatError{Layer: "xl", Offset: src.Offset(), Index: -1, Type: "payload",
@@ -223,7 +222,7 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 		}
 	default:
 		if !j.opts.LegacyOnly {
-			return nil, notStream(kind)
+			return nil, notStream(kind, j.xlHdr != nil, src.Offset())
 		}
 	}
 	j.info.Unchanged = true
@@ -239,8 +238,19 @@ func versionAt(src *stream.Source, off int) uint32 {
 	return binary.BigEndian.Uint32(b[off:])
 }
 
-func notStream(k sniff.Kind) error {
+// notStream is the error for input of kind k at offset off, which is
+// after an xl header if afterXL.
+func notStream(k sniff.Kind, afterXL bool, off int64) error {
 	var err error
+	switch {
+	case afterXL && (k == sniff.Empty || k == sniff.Unknown):
+		// What follows the header is too short to be anything.
+		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload",
+			Err: fmt.Errorf("nothing follows the xl header, or too little to be a stream: %w", io.ErrUnexpectedEOF)}
+	case afterXL:
+		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload",
+			Err: stream.Corrupt("what follows the xl header is not a migration stream (%v input)", k)}
+	}
 	switch k {
 	case sniff.Empty:
 		err = fmt.Errorf("empty input: %w", io.ErrUnexpectedEOF)

@@ -13,6 +13,7 @@ import (
 	"github.com/xstream/xstream/lib/legacy"
 	"github.com/xstream/xstream/lib/sniff"
 	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/lib/xl"
 )
 
 // corpusOptions turns a case's output arguments into Options: -f and
@@ -239,6 +240,18 @@ func TestErrors(t *testing.T) {
 	dir, _ := testcorpus.Legacy(t)
 	pv32, _ := os.ReadFile(filepath.Join(dir, "w32-pv32-libxc.legacy"))
 	hvm64, _ := os.ReadFile(filepath.Join(dir, "w64-hvm-libxc.legacy"))
+	xlHVM, _ := os.ReadFile(filepath.Join(dir, "w32-hvm-xl-libxc.legacy"))
+	h, err := xl.Read(bytes.NewReader(xlHVM), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xlLen := int(h.Size())
+	// truncatedAt: too little input, at offset off, where the stream
+	// after the xl header starts.
+	truncatedAt := func(err error, off int) bool {
+		var fe *stream.FormatError
+		return errors.Is(err, io.ErrUnexpectedEOF) && errors.As(err, &fe) && fe.Offset == int64(off)
+	}
 	for _, tc := range []struct {
 		name  string
 		in    []byte
@@ -252,6 +265,8 @@ func TestErrors(t *testing.T) {
 		{"-g hvm on a PV stream", pv32, Options{Guest: legacy.GuestHVM}, func(err error) bool { return errors.Is(err, stream.ErrLimit) }},
 		{"-w 32 on a 64-bit HVM stream", hvm64, Options{Width: 32}, func(err error) bool { return errors.Is(err, stream.ErrCorrupt) }},
 		{"garbage after the end", append(append([]byte{}, pv32...), 1, 2, 3), Options{}, func(err error) bool { return errors.Is(err, stream.ErrCorrupt) }},
+		{"an xl header alone", xlHVM[:xlLen], Options{}, func(err error) bool { return truncatedAt(err, xlLen) }},
+		{"an xl header and 5 octets", xlHVM[:xlLen+5], Options{}, func(err error) bool { return truncatedAt(err, xlLen) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Upgrade(io.Discard, bytes.NewReader(tc.in), &tc.opts)

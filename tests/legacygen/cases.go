@@ -61,6 +61,12 @@ func Cases() []Case {
 			Pages: 100, BareXTab: 3, EmptyXTab: true, Seed: 12}},
 		{Name: "w32-pv32-xtab-batch-libxc", Format: "libxc", Deviation: DeviationEmptyPageData, Config: Config{Width: 32,
 			Pages: 100, BareXTab: 1, EmptyXTab: true, Seed: 13}},
+		// p2m sizes whose first two octets are gzip's magic (1f 8b).
+		{Name: "w64-pv64-p2m-8b1f-libxc", Format: "libxc", Config: Config{Width: 64, Pages: 30, P2MSize: 0x8b1f, Seed: 14}},
+		{Name: "w32-hvm-p2m-18b1f-libxl", Format: "libxl", Config: Config{Width: 32, HVM: true, Pages: 20, P2MSize: 0x18b1f,
+			QemuTail: 5, Seed: 15}},
+		{Name: "w64-hvm-p2m-108b1f-xl-libxc", Format: "libxc", Config: Config{Width: 64, HVM: true, XL: true, Pages: 20,
+			P2MSize: 0x108b1f, QemuTail: 5, Seed: 16}},
 	}
 }
 
