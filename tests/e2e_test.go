@@ -278,6 +278,7 @@ func TestUsageErrors(t *testing.T) {
 		"xsave ../x":                        "invalid domain name",
 		"xdomain info ../x":                 "invalid domain name",
 		"xdomain destroy ../x":              "invalid domain name",
+		"xstream-upgrade -i 9":              "-i 9: no such open file descriptor",
 	} {
 		r := sh(t, "XSTREAM_STORE="+t.TempDir()+" "+cmd+" < /dev/null > /dev/null")
 		if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {

@@ -166,6 +166,20 @@ func drain(in *sniff.Input) error {
 	return err
 }
 
+// openFD returns the file of descriptor number n, given with flag: a
+// number that is no open descriptor is a usage error.
+func openFD(flag, n string) (*os.File, error) {
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 0 {
+		return nil, cmdutil.Usagef("%s %s: not a file descriptor", flag, n)
+	}
+	f := os.NewFile(uintptr(fd), "fd "+n)
+	if _, err := f.Stat(); err != nil {
+		return nil, cmdutil.Usagef("%s %s: no such open file descriptor", flag, n)
+	}
+	return f, nil
+}
+
 // openInput opens the input. It returns standard input as it is (an
 // *os.File, not wrapped), so that page data can move from it with
 // splice(2).
@@ -174,10 +188,9 @@ func openInput(opts options, stdin io.Reader) (io.Reader, func(), error) {
 	case opts.in == "" || opts.in == "-":
 		return stdin, func() {}, nil
 	case opts.inFD:
-		fd, _ := strconv.Atoi(opts.in)
-		f := os.NewFile(uintptr(fd), "fd "+opts.in)
-		if f == nil {
-			return nil, nil, cmdutil.Usagef("-i %s: not a file descriptor", opts.in)
+		f, err := openFD("-i", opts.in)
+		if err != nil {
+			return nil, nil, err
 		}
 		return f, func() { f.Close() }, nil
 	}
@@ -207,10 +220,9 @@ func openOutput(opts options, f files) (*output, error) {
 		}
 		return &output{w: f.stdout}, nil
 	case opts.outFD:
-		fd, _ := strconv.Atoi(opts.out)
-		file := os.NewFile(uintptr(fd), "fd "+opts.out)
-		if file == nil {
-			return nil, cmdutil.Usagef("-o %s: not a file descriptor", opts.out)
+		file, err := openFD("-o", opts.out)
+		if err != nil {
+			return nil, err
 		}
 		if cmdutil.IsTerminal(file) {
 			return nil, cmdutil.Usagef("refusing to write a binary stream to a terminal (-o %s); use -o FILE or a pipe", opts.out)
