@@ -1,9 +1,12 @@
 // Package writeback has the kernel write a file out to its disk while the
-// file is still being written, so that the fsync that ends it finds
-// little left to do. A saved domain is written once, start to end, and
-// its pages are not read again: left to the kernel, they would reach the
-// disk at its own pace, and the closing fsync (during which a Xen domain
-// waits, paused) would write most of them.
+// file is still being written. A saved domain is written once, start to
+// end, and its pages are not read again: left to the kernel, gigabytes of
+// them would sit dirty in the page cache until the kernel throttled every
+// writer on the machine to flush them, or until the closing fsync wrote
+// most of them at once. Written out as they come, they leave that fsync
+// little to do: for a 1 GiB xsave -o on the build machine's disk it took
+// 0.01-0.03 s instead of 0.56-0.58 s; the whole save, bound by the disk,
+// took as long either way.
 package writeback
 
 import (
