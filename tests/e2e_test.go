@@ -292,7 +292,10 @@ func TestUsageErrors(t *testing.T) {
 func TestBrokenPipe(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "s.xl")
 	mustSh(t, "xstream-gen -m 16M > "+src)
-	for _, cmd := range []string{"xstream-gen -m 16M", "xstream-compress < " + src, "xstream-compress -d < " + src + ".zst", "xstream-upgrade < " + src} {
+	many := filepath.Join(t.TempDir(), "many.xl") // a listing far longer than a pipe holds
+	mustSh(t, "xstream-gen -m 16M --batch 1 > "+many)
+	for _, cmd := range []string{"xstream-gen -m 16M", "xstream-compress < " + src, "xstream-compress -d < " + src + ".zst", "xstream-upgrade < " + src,
+		"xstream-cat " + many, "xstream-cat --json " + many} {
 		if strings.Contains(cmd, ".zst") {
 			mustSh(t, "xstream-compress < "+src+" > "+src+".zst")
 		}

@@ -33,14 +33,17 @@ type options struct {
 func run(opts options, r io.Reader, w io.Writer) error {
 	out := bufio.NewWriterSize(w, 64<<10)
 	err := walk(opts, r, out)
-	if err != nil && opts.verify && opts.json && cmdutil.Code(err) == cmdutil.ExitInvalid {
+	if err != nil && opts.verify && opts.json && !opts.quiet && cmdutil.Code(err) == cmdutil.ExitInvalid {
 		// A script reading the JSON learns of an invalid stream there
 		// too: where, and why (the message is also on stderr).
 		obj := map[string]any{"valid": false, "error": err.Error()}
 		var fe *stream.FormatError
 		if errors.As(err, &fe) {
 			layer := fe.Layer
-			if layer == "" {
+			switch {
+			case layer == "" && fe.Type == "input":
+				layer = "input" // what the input is, before any layer
+			case layer == "":
 				layer = "libxc"
 			}
 			obj["offset"], obj["layer"], obj["what"] = fe.Offset, layer, fe.Type
@@ -114,6 +117,9 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 		format := in.String()
 		if uinfo.Legacy {
 			format = fmt.Sprintf("legacy (%v), upgraded to %s", uinfo.Layout, wk.Info())
+			if in.Compression != compress.None {
+				format += fmt.Sprintf(", %v-compressed", in.Compression)
+			}
 		}
 		st = inspect.NewStats(format)
 	}
@@ -190,11 +196,11 @@ func walk(opts options, r io.Reader, out *bufio.Writer) (err error) {
 			return enc.Encode(obj)
 		}
 		if uinfo.Legacy {
-			fmt.Fprintf(out, "valid: legacy stream (%v); upgraded: %s stream, %d records and headers, %d octets\n",
+			fmt.Fprintf(out, "valid: legacy stream (%v); upgraded: %s stream, %d records and headers, %d octets",
 				uinfo.Layout, framing, count, wk.Offset())
-			return nil
+		} else {
+			fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets", framing, count, wk.Offset())
 		}
-		fmt.Fprintf(out, "valid: %s stream, %d records and headers, %d octets", framing, count, wk.Offset())
 		if in.Compression != compress.None {
 			fmt.Fprintf(out, ", %v-compressed", in.Compression)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/xstream/xstream/internal/testutil"
 	"github.com/xstream/xstream/lib/compress"
 	"github.com/xstream/xstream/lib/stream"
+	"github.com/xstream/xstream/tests/legacygen"
 )
 
 func cat(t *testing.T, opts options, in []byte) (string, error) {
@@ -106,6 +107,17 @@ func TestVerifyExitCodes(t *testing.T) {
 	if cmdutil.Code(err) != cmdutil.ExitInvalid || json.Unmarshal([]byte(out), &got) != nil || got.Valid || got.What != "record header" || got.Offset == 0 || got.Error != err.Error() {
 		t.Fatalf("--json, truncated: %q, %v", out, err)
 	}
+	// -q prints nothing, JSON included.
+	out, err = cat(t, options{verify: true, json: true, quiet: true}, in[:len(in)-3])
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || out != "" {
+		t.Fatalf("--json -q, truncated: %q, %v", out, err)
+	}
+	// What is wrong with the input as a whole belongs to no layer.
+	out, err = cat(t, options{verify: true, json: true}, nil)
+	var layer struct{ Layer string }
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || json.Unmarshal([]byte(out), &layer) != nil || layer.Layer != "input" {
+		t.Fatalf("--json, empty input: %q, %v", out, err)
+	}
 }
 
 func TestStatsAndDigest(t *testing.T) {
@@ -193,6 +205,25 @@ func TestEveryModeRefusesABadStream(t *testing.T) {
 			if cmdutil.Code(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s, %s: exit %d, %v; want exit 3 naming %q", name, mode, cmdutil.Code(err), err, c.want)
 			}
+		}
+	}
+}
+
+// A compressed legacy stream says so in --stats and --verify, as any
+// compressed stream does.
+func TestCompressedLegacy(t *testing.T) {
+	var leg bytes.Buffer
+	if err := legacygen.Write(&leg, legacygen.Config{Width: 64, Pages: 20}); err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	w, _ := compress.NewWriter(&z, compress.Zstd, nil)
+	w.Write(leg.Bytes())
+	w.Close()
+	for _, o := range []options{{stats: true}, {verify: true}} {
+		out, err := cat(t, o, z.Bytes())
+		if err != nil || !strings.Contains(out, "legacy") || !strings.Contains(out, "zstd-compressed") {
+			t.Errorf("%+v: %q %v", o, out, err)
 		}
 	}
 }

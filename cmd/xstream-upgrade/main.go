@@ -50,10 +50,10 @@ renamed into place on success; a failed conversion leaves no file.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "in", Aliases: []string{"i"}, Usage: "input file, `FD` number or - (instead of IN)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output file, `FD` number or - (default standard output)"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "libxc", Usage: "output framing: `libxc` or libxl"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "libxc", Usage: "the output's `FORMAT` (framing): libxc or libxl"},
 			&cli.StringFlag{Name: "width", Aliases: []string{"w"}, Usage: "the saving toolstack's width, `32|64` (default: detected)"},
 			&cli.StringFlag{Name: "guest-type", Aliases: []string{"g", "guest"}, Usage: "the guest type, `pv|hvm` (default: detected)"},
-			&cli.BoolFlag{Name: "xl", Aliases: []string{"x"}, Usage: "require an xl header (default: recognised by its magic)"},
+			&cli.BoolFlag{Name: "xl", Aliases: []string{"x"}, Usage: "require an xl header (without -x, one is recognised by its magic)"},
 			&cli.BoolFlag{Name: "skip-qemu", Usage: "drop the qemu tail from libxc output"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say what the stream is on standard error"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no notes on standard error, errors only"},

@@ -32,7 +32,8 @@ const (
 const ExitStatusHelp = `EXIT STATUS:
    0  success
    1  operational failure (I/O error, broken pipe, disk full)
-   2  usage error, or a legacy stream whose layout needs -w or -g
+   2  usage error (and, for the tools that take -w and -g, a legacy
+      stream whose layout only they can settle)
    3  invalid, corrupt or truncated stream`
 
 // UsageError marks an error as the user's to fix on the command line.
