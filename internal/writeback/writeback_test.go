@@ -34,23 +34,20 @@ func TestFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(999)
-	time.Sleep(20 * tick)
-	if n := starts.Load(); n != 0 {
-		t.Fatalf("%d writebacks after 999 octets, want 0", n)
-	}
-	write(1)
-	if !waitFor(func() bool { return starts.Load() == 1 }) {
-		t.Fatalf("%d writebacks after 1000 octets, want 1", starts.Load())
-	}
-	write(500)
-	time.Sleep(20 * tick)
-	if n := starts.Load(); n != 1 {
-		t.Fatalf("%d writebacks after 1500 octets, want 1", n)
-	}
-	write(2000)
-	if !waitFor(func() bool { return starts.Load() == 2 }) {
-		t.Fatalf("%d writebacks after 3500 octets, want 2", starts.Load())
+	size := 0
+	for _, step := range []struct{ write, want int }{
+		{999, 0},  // not yet grown by every
+		{1, 1},    // grown by every
+		{500, 1},  // not again
+		{2000, 2}, // again, once
+	} {
+		write(step.write)
+		size += step.write
+		waitFor(func() bool { return starts.Load() == int32(step.want) })
+		time.Sleep(20 * tick) // and no more
+		if n := starts.Load(); n != int32(step.want) {
+			t.Fatalf("%d writebacks after %d octets, want %d", n, size, step.want)
+		}
 	}
 	stop()
 	write(5000)

@@ -133,11 +133,9 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// The store takes no more records than it reads back, and says so as a
-// limit of the stream's, which names the record.
-func TestRecordsBounded(t *testing.T) {
-	defer func(n int64) { maxRecordsFile = n }(maxRecordsFile)
-	maxRecordsFile = 100
+// newBuilder starts a writer of vm in a new store.
+func newBuilder(t *testing.T) domain.Builder {
+	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +144,16 @@ func TestRecordsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Abort()
+	t.Cleanup(func() { b.Abort() })
+	return b
+}
+
+// The store takes no more records than it reads back, and says so as a
+// limit of the stream's, which names the record.
+func TestRecordsBounded(t *testing.T) {
+	defer func(n int64) { maxRecordsFile = n }(maxRecordsFile)
+	maxRecordsFile = 100
+	b := newBuilder(t)
 	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +168,7 @@ func TestRecordsBounded(t *testing.T) {
 
 // Too many pfns for the memory file is a limit of the stream's.
 func TestPFNsBounded(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Create("vm", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Abort()
+	b := newBuilder(t)
 	info := domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: MaxPFNs}
 	if err := b.SetInfo(info); err != nil {
 		t.Fatalf("%#x pfns: %v", info.PFNs, err)
