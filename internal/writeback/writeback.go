@@ -31,8 +31,7 @@ func Follow(f *os.File) (stop func()) {
 }
 
 func follow(f *os.File, tick time.Duration, every int64, start func(*os.File)) (stop func()) {
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if !followable(f) {
 		return func() {}
 	}
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -64,4 +63,11 @@ func follow(f *os.File, tick time.Duration, every int64, start func(*os.File)) (
 			<-done
 		})
 	}
+}
+
+// followable tells whether f is a file to follow: a regular one. A pipe,
+// a socket or a device has no pages of its own to write out.
+func followable(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -58,25 +58,31 @@ func TestFollow(t *testing.T) {
 	stop() // a second stop is harmless
 }
 
-// A pipe is not followed.
-func TestFollowPipe(t *testing.T) {
+// Only a regular file is followed: not a pipe, nor a device.
+func TestFollowable(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	defer w.Close()
-	var starts atomic.Int32
-	stop := follow(w, time.Millisecond, 1, func(*os.File) { starts.Add(1) })
-	go w.Write(make([]byte, 100))
-	buf := make([]byte, 100)
-	if _, err := r.Read(buf); err != nil {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	stop()
-	if n := starts.Load(); n != 0 {
-		t.Fatalf("%d writebacks of a pipe", n)
+	defer null.Close()
+	for _, c := range []struct {
+		f    *os.File
+		want bool
+	}{{f, true}, {w, false}, {null, false}} {
+		if got := followable(c.f); got != c.want {
+			t.Errorf("followable(%s) = %v", c.f.Name(), got)
+		}
 	}
 }
 

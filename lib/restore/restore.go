@@ -79,6 +79,7 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 		return info, err
 	}
 	var early []earlyRecord // emulator records that came before the domain
+	var earlyBytes int64
 	for {
 		it, err := wk.Next()
 		if err == io.EOF {
@@ -177,7 +178,11 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 			r := emulatorRecord(rec.Type, id, idx, data)
 			if b == nil {
 				// Before LIBXC_CONTEXT, which libxl allows: the domain is
-				// made once the libxc headers name its type.
+				// made once the libxc headers name its type. Held in
+				// memory meanwhile, so bounded.
+				if earlyBytes += int64(len(r.Body)); earlyBytes > maxEarly {
+					return info, rec.Error(stream.OverLimit("more than %d octets of emulator records before LIBXC_CONTEXT", maxEarly))
+				}
 				at := *rec // the walker reuses its record
 				at.Body = nil
 				early = append(early, earlyRecord{&at, r})
@@ -207,6 +212,11 @@ func Restore(r io.Reader, be domain.Backend, opts Options) (info domain.Info, er
 	}
 	return b.Commit()
 }
+
+// maxEarly bounds the emulator records held before the domain is made:
+// a device model's state is a few MiB at most, and libxl writes it after
+// LIBXC_CONTEXT.
+var maxEarly int64 = 256 << 20 // a variable for the tests
 
 // earlyRecord is an emulator record met before the libxc headers, kept
 // until the domain is made.

@@ -438,15 +438,10 @@ func pageContents(t *testing.T, in []byte) []bool {
 	}
 }
 
-// TestEmulatorBeforeLibxc: libxl takes emulator records before the
-// LIBXC_CONTEXT record, and so does the store, with the domain still
-// named by the xl config: the same domain as with them after.
-func TestEmulatorBeforeLibxc(t *testing.T) {
-	libxc := testutil.PV{Pages: 16, Batch: 5}.Stream(t)
-	config := []byte(`{"c_info":{"name":"early"}}`)
-	qemu := []byte("qemu state")
-	after := testutil.Framed(t, libxc, qemu, config)
-
+// emulatorFirst returns an xl-framed stream of libxc whose emulator
+// records (one per element of qemu) come before LIBXC_CONTEXT.
+func emulatorFirst(t *testing.T, libxc, config []byte, qemu ...[]byte) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	h := xl.Header{Order: binary.LittleEndian, MandatoryFlags: xl.FlagStreamV2 | xl.FlagJSON, Config: config}
 	b, err := h.AppendBinary(nil)
@@ -458,8 +453,10 @@ func TestEmulatorBeforeLibxc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteEmulator(libxl.RecEmulatorContext, libxl.EmulatorQemuUpstream, 0, qemu); err != nil {
-		t.Fatal(err)
+	for i, q := range qemu {
+		if err := w.WriteEmulator(libxl.RecEmulatorContext, libxl.EmulatorQemuUpstream, uint32(i), q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.WriteRecord(libxl.RecLibxcContext); err != nil {
 		t.Fatal(err)
@@ -468,12 +465,24 @@ func TestEmulatorBeforeLibxc(t *testing.T) {
 	if err := w.WriteRecord(libxl.RecEnd); err != nil {
 		t.Fatal(err)
 	}
+	return buf.Bytes()
+}
+
+// TestEmulatorBeforeLibxc: libxl takes emulator records before the
+// LIBXC_CONTEXT record, and so does the store, with the domain still
+// named by the xl config: the same domain as with them after. Held in
+// memory until then, they are bounded.
+func TestEmulatorBeforeLibxc(t *testing.T) {
+	libxc := testutil.PV{Pages: 16, Batch: 5}.Stream(t)
+	config := []byte(`{"c_info":{"name":"early"}}`)
+	qemu := []byte("qemu state")
+	after := testutil.Framed(t, libxc, qemu, config)
 
 	s := newStore(t)
 	if _, err := restore.Restore(bytes.NewReader(after), s, restore.Options{Name: "after"}); err != nil {
 		t.Fatal(err)
 	}
-	info, err := restore.Restore(bytes.NewReader(buf.Bytes()), s, restore.Options{})
+	info, err := restore.Restore(bytes.NewReader(emulatorFirst(t, libxc, config, qemu)), s, restore.Options{})
 	if err != nil {
 		t.Fatalf("emulator record first: %v", err)
 	}
@@ -482,5 +491,12 @@ func TestEmulatorBeforeLibxc(t *testing.T) {
 	}
 	if got, want := storeDigest(t, s, "early"), storeDigest(t, s, "after"); got != want {
 		t.Fatalf("digest %s with the emulator record first, %s with it after", got, want)
+	}
+
+	defer restore.SetMaxEarly(100)()
+	_, err = restore.Restore(bytes.NewReader(emulatorFirst(t, libxc, config, make([]byte, 60), make([]byte, 60))), s, restore.Options{Replace: true})
+	var fe *stream.FormatError
+	if !errors.Is(err, stream.ErrLimit) || !errors.As(err, &fe) || fe.Type != "EMULATOR_CONTEXT" || fe.Index != 1 {
+		t.Fatalf("120 octets of emulator records first, 100 allowed: %v", err)
 	}
 }

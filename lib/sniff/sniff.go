@@ -9,7 +9,6 @@ package sniff
 import (
 	"bytes"
 	"compress/flate"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -194,17 +193,50 @@ func IdentifyNext(src *stream.Source) Info {
 	return info
 }
 
-// decodesAsGzip tells whether the first octets of b, which start with
-// gzip's magic, are a gzip header and deflate data that decode: a gzip
-// stream's start does, a legacy stream's does not (its first octets, as
-// deflate, are a reserved block type, a stored block's length that its
-// complement does not match, or codes that do not exist). Running out of
-// b is no evidence against gzip.
+// decodesAsGzip tells whether b, which starts with gzip's magic, starts
+// as gzip does (RFC 1952): a header with deflate as its method and no
+// reserved flag, then deflate data that decodes. A legacy stream's octets
+// do not: a reserved block type, a stored block whose length's complement
+// does not match, codes that do not exist. Running out of b, a long name
+// say, is no evidence against gzip; what follows the first member
+// (another, or padding) is not looked at.
 func decodesAsGzip(b []byte) bool {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err == nil {
-		_, err = io.CopyN(io.Discard, zr, gzipProbeOut)
+	const (
+		fhcrc    = 1 << 1
+		fextra   = 1 << 2
+		fname    = 1 << 3
+		fcomment = 1 << 4
+	)
+	if len(b) < 10 {
+		return true // too short to tell
 	}
+	flg := b[3]
+	if b[2] != 8 || flg&0xE0 != 0 {
+		return false
+	}
+	p := 10 // after MTIME, XFL and OS
+	if flg&fextra != 0 {
+		if len(b) < p+2 {
+			return true
+		}
+		p += 2 + int(binary.LittleEndian.Uint16(b[p:]))
+	}
+	for _, f := range []byte{fname, fcomment} { // zero-terminated
+		if flg&f != 0 && p < len(b) {
+			i := bytes.IndexByte(b[p:], 0)
+			if i < 0 {
+				return true
+			}
+			p += i + 1
+		}
+	}
+	if flg&fhcrc != 0 {
+		p += 2
+	}
+	if p >= len(b) {
+		return true
+	}
+	_, err := io.CopyN(io.Discard, flate.NewReader(bytes.NewReader(b[p:])), gzipProbeOut)
 	var ce flate.CorruptInputError
-	return !(errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &ce))
+	return !errors.As(err, &ce)
 }

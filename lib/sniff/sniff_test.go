@@ -278,6 +278,9 @@ func TestGzipOrLegacy(t *testing.T) {
 		{"gzip with a name", gz("vm.xl", []byte("some text")), sniff.Gzip},
 		{"gzip of random data", gz("", random), sniff.Gzip},
 		{"gzip, cut short", gz("", random)[:100], sniff.Gzip},
+		{"gzip, then padding", append(gz("", []byte("short")), make([]byte, 20000)...), sniff.Gzip},
+		{"gzip with a long name", gz(strings.Repeat("n", 2000), random[:1000]), sniff.Gzip},
+		{"gzip with a name past the probe", gz(strings.Repeat("n", 40000), nil), sniff.Gzip},
 		{"legacy, 64-bit", append(legacy64, make([]byte, 4096)...), sniff.Legacy},
 		{"legacy, 32-bit", append(legacy32, random[:4096]...), sniff.Legacy},
 	} {

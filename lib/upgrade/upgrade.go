@@ -222,7 +222,12 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 		}
 	default:
 		if !j.opts.LegacyOnly {
-			return nil, notStream(kind, j.xlHdr != nil, src.Offset())
+			short := false
+			if j.xlHdr != nil {
+				b, _ := src.Peek(8)
+				short = len(b) < 8
+			}
+			return nil, notStream(kind, j.xlHdr != nil, short, src.Offset())
 		}
 	}
 	j.info.Unchanged = true
@@ -238,19 +243,10 @@ func versionAt(src *stream.Source, off int) uint32 {
 	return binary.BigEndian.Uint32(b[off:])
 }
 
-// notStream is the error for input of kind k at offset off, which is
-// after an xl header if afterXL.
-func notStream(k sniff.Kind, afterXL bool, off int64) error {
+// notStream is the error for input of kind k at offset off: after an xl
+// header if afterXL, and short if fewer than 8 octets follow it.
+func notStream(k sniff.Kind, afterXL, short bool, off int64) error {
 	var err error
-	switch {
-	case afterXL && (k == sniff.Empty || k == sniff.Unknown):
-		// What follows the header is too short to be anything.
-		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload",
-			Err: fmt.Errorf("nothing follows the xl header, or too little to be a stream: %w", io.ErrUnexpectedEOF)}
-	case afterXL:
-		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload",
-			Err: stream.Corrupt("what follows the xl header is not a migration stream (%v input)", k)}
-	}
 	switch k {
 	case sniff.Empty:
 		err = fmt.Errorf("empty input: %w", io.ErrUnexpectedEOF)
@@ -258,6 +254,12 @@ func notStream(k sniff.Kind, afterXL bool, off int64) error {
 		err = &hinted{stream.Unsupported("%v-compressed input", k), "decompress it first"}
 	default:
 		err = stream.Corrupt("not a migration stream (%v input)", k)
+	}
+	if afterXL {
+		if short {
+			err = fmt.Errorf("too little follows the xl header to be a stream: %w", io.ErrUnexpectedEOF)
+		}
+		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload", Err: err}
 	}
 	return &stream.FormatError{Offset: 0, Index: -1, Type: "input", Err: err}
 }

@@ -267,6 +267,10 @@ func TestErrors(t *testing.T) {
 		{"garbage after the end", append(append([]byte{}, pv32...), 1, 2, 3), Options{}, func(err error) bool { return errors.Is(err, stream.ErrCorrupt) }},
 		{"an xl header alone", xlHVM[:xlLen], Options{}, func(err error) bool { return truncatedAt(err, xlLen) }},
 		{"an xl header and 5 octets", xlHVM[:xlLen+5], Options{}, func(err error) bool { return truncatedAt(err, xlLen) }},
+		{"an xl header and zstd", append(bytes.Clone(xlHVM[:xlLen]), 0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0, 0, 0), Options{}, func(err error) bool {
+			var fe *stream.FormatError
+			return errors.Is(err, stream.ErrUnsupported) && errors.As(err, &fe) && fe.Offset == int64(xlLen)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Upgrade(io.Discard, bytes.NewReader(tc.in), &tc.opts)
