@@ -97,12 +97,12 @@ func TestXenFailures(t *testing.T) {
 	mustSh(t, "xstream-gen -m 8M > "+stream)
 
 	t.Run("no such domain", func(t *testing.T) {
-		oneLine(t, sh(t, "xsave nosuch > /dev/null"), 1, "xsave: saving nosuch: xl save nosuch: nosuch is an invalid domain identifier (rc=-6)")
+		oneLine(t, sh(t, "xsave nosuch > "+filepath.Join(t.TempDir(), "x")), 1, "xsave: saving nosuch: xl save nosuch: nosuch is an invalid domain identifier (rc=-6)")
 	})
 	t.Run("xl save fails", func(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "save.fail"), []byte("libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend\n"), 0o644)
 		defer os.Remove(filepath.Join(dir, "save.fail"))
-		oneLine(t, sh(t, "xsave gen-pv > /dev/null"), 1, "xsave: saving gen-pv: xl save gen-pv: libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend")
+		oneLine(t, sh(t, "xsave gen-pv > "+filepath.Join(t.TempDir(), "x")), 1, "xsave: saving gen-pv: xl save gen-pv: libxl: error: libxl_dom_suspend.c:123:suspend_common: Domain 3:guest did not suspend")
 		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
 			t.Fatalf("gen-pv is %q", st)
 		}
@@ -122,6 +122,19 @@ func TestXenFailures(t *testing.T) {
 			if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
 				t.Fatalf("%s: gen-pv is %q", cmd, st)
 			}
+		}
+	})
+	// The null device would throw the stream away, and the domain be
+	// destroyed: refused before xl runs, unless the domain runs on.
+	t.Run("/dev/null", func(t *testing.T) {
+		for _, cmd := range []string{"xsave gen-pv > /dev/null", "xsave -o /dev/null gen-pv"} {
+			oneLine(t, sh(t, cmd), 2, "xsave: the output is /dev/null: the stream would be thrown away and domain gen-pv destroyed")
+			if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+				t.Fatalf("%s: gen-pv is %q", cmd, st)
+			}
+		}
+		if r := sh(t, "xsave -q --keep gen-pv > /dev/null"); r.code != 0 || fakeState(dir, "gen-pv") != "3 -b---- pv 128" {
+			t.Fatalf("--keep to /dev/null: exit %d, %s; gen-pv is %q", r.code, r.stderr, fakeState(dir, "gen-pv"))
 		}
 	})
 	t.Run("broken pipe", func(t *testing.T) {
@@ -179,7 +192,7 @@ func TestXenFailures(t *testing.T) {
 		good, _ := os.ReadFile(stream)
 		for _, cut := range []int{len(good) / 2, len(good) - 5000} {
 			os.WriteFile(stream, good[:cut], 0o644)
-			r := sh(t, "xsave gen-pv > /dev/null")
+			r := sh(t, "xsave gen-pv > "+filepath.Join(t.TempDir(), "x"))
 			os.WriteFile(stream, good, 0o644)
 			oneLine(t, r, 3, "xsave: saving gen-pv: ")
 			if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {

@@ -146,6 +146,9 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 		return err
 	}
 	defer out.Abort()
+	if out.Discards() && !opts.keep {
+		return cmdutil.Usagef("the output is %s: the stream would be thrown away and domain %s destroyed; give a file, or --keep to leave the domain running", os.DevNull, opts.name)
+	}
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()
 	// To a file, xl writes the file itself and we verify it once xl is

@@ -96,6 +96,24 @@ func resolveLinks(path string) string {
 	return path
 }
 
+// Discards tells whether the output is the null device, which throws
+// away what it is given (-o /dev/null, > /dev/null).
+func (o *Output) Discards() bool {
+	f := o.dev
+	if f == nil && o.f == nil {
+		f, _ = o.Writer.(*os.File) // standard output
+	}
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
+}
+
 // TempPath returns the name of a file output's temporary file, which
 // Commit renames into place, or "" for standard output.
 func (o *Output) TempPath() string { return o.tmp }
