@@ -127,14 +127,32 @@ func TestXenFailures(t *testing.T) {
 	// The null device would throw the stream away, and the domain be
 	// destroyed: refused before xl runs, unless the domain runs on.
 	t.Run("/dev/null", func(t *testing.T) {
-		for _, cmd := range []string{"xsave gen-pv > /dev/null", "xsave -o /dev/null gen-pv"} {
-			oneLine(t, sh(t, cmd), 2, "xsave: the output is /dev/null: the stream would be thrown away and domain gen-pv destroyed")
+		for _, cmd := range []string{"xsave gen-pv > /dev/null", "xsave -o /dev/null gen-pv", "xsave -o /dev/zero gen-pv"} {
+			oneLine(t, sh(t, cmd), 2, "xsave: the output throws what it is given away: the stream would be lost and domain gen-pv destroyed")
 			if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
 				t.Fatalf("%s: gen-pv is %q", cmd, st)
 			}
 		}
 		if r := sh(t, "xsave -q --keep gen-pv > /dev/null"); r.code != 0 || fakeState(dir, "gen-pv") != "3 -b---- pv 128" {
 			t.Fatalf("--keep to /dev/null: exit %d, %s; gen-pv is %q", r.code, r.stderr, fakeState(dir, "gen-pv"))
+		}
+	})
+	// The commit of -o fails (a directory took the name meanwhile): the
+	// stream is not safe, so the domain is not destroyed but runs on.
+	t.Run("-o commit fails", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "vm.xl")
+		hook := filepath.Join(dir, "save.hook")
+		os.WriteFile(hook, []byte("mkdir -p "+out+"/sub\n"), 0o644)
+		defer os.Remove(hook)
+		r := sh(t, "xsave -o "+out+" gen-pv")
+		if r.code != 1 || !strings.Contains(r.stderr, "saving gen-pv") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		if st := fakeState(dir, "gen-pv"); st != "3 -b---- pv 128" {
+			t.Fatalf("gen-pv is %q after a failed commit, want it running", st)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".vm.xl.tmp-*")); len(left) != 0 {
+			t.Fatalf("left behind: %v", left)
 		}
 	})
 	t.Run("broken pipe", func(t *testing.T) {

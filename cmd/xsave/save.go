@@ -147,7 +147,7 @@ func runXen(host *xen.Host, opts options, codec compress.Codec, zopts *compress.
 	}
 	defer out.Abort()
 	if out.Discards() && !opts.keep {
-		return cmdutil.Usagef("the output is %s: the stream would be thrown away and domain %s destroyed; give a file, or --keep to leave the domain running", os.DevNull, opts.name)
+		return cmdutil.Usagef("the output throws what it is given away: the stream would be lost and domain %s destroyed; give a file, or --keep to leave the domain running", opts.name)
 	}
 	ctx, stop := cmdutil.SignalContext()
 	defer stop()

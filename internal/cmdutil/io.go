@@ -96,8 +96,9 @@ func resolveLinks(path string) string {
 	return path
 }
 
-// Discards tells whether the output is the null device, which throws
-// away what it is given (-o /dev/null, > /dev/null).
+// Discards tells whether the output is a device that throws away what it
+// is given: /dev/null (-o /dev/null, > /dev/null), or /dev/zero, whose
+// writes succeed as well.
 func (o *Output) Discards() bool {
 	f := o.dev
 	if f == nil && o.f == nil {
@@ -110,8 +111,12 @@ func (o *Output) Discards() bool {
 	if err != nil {
 		return false
 	}
-	null, err := os.Stat(os.DevNull)
-	return err == nil && os.SameFile(fi, null)
+	for _, sink := range []string{os.DevNull, "/dev/zero"} {
+		if sfi, err := os.Stat(sink); err == nil && os.SameFile(fi, sfi) {
+			return true
+		}
+	}
+	return false
 }
 
 // TempPath returns the name of a file output's temporary file, which

@@ -136,3 +136,27 @@ func TestOutputInPlace(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+// Only the devices that throw writes away discard: not another device,
+// nor a file.
+func TestDiscards(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		want bool
+	}{
+		{os.DevNull, true},
+		{"/dev/zero", true},
+		{"/dev/full", false}, // its writes fail
+		{"/dev/urandom", false},
+		{filepath.Join(t.TempDir(), "out"), false},
+	} {
+		o, err := CreateOutput(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.Discards(); got != c.want {
+			t.Errorf("%s: Discards() = %v", c.path, got)
+		}
+		o.Abort()
+	}
+}
