@@ -102,10 +102,17 @@ func TestVerifyExitCodes(t *testing.T) {
 		Valid  bool
 		Offset int64
 		What   string
+		Index  int
 		Error  string
 	}
-	if cmdutil.Code(err) != cmdutil.ExitInvalid || json.Unmarshal([]byte(out), &got) != nil || got.Valid || got.What != "record header" || got.Offset == 0 || got.Error != err.Error() {
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || json.Unmarshal([]byte(out), &got) != nil || got.Valid || got.What != "record header" || got.Offset == 0 || got.Index != 7 || got.Error != err.Error() {
 		t.Fatalf("--json, truncated: %q, %v", out, err)
+	}
+	// A listing (no --verify) prints the records up to the error, and no
+	// verdict object.
+	out, err = cat(t, options{json: true}, in[:len(in)-3])
+	if cmdutil.Code(err) != cmdutil.ExitInvalid || strings.Contains(out, `"valid"`) {
+		t.Fatalf("--json listing, truncated: %q, %v", out, err)
 	}
 	// -q prints nothing, JSON included.
 	out, err = cat(t, options{verify: true, json: true, quiet: true}, in[:len(in)-3])

@@ -2,9 +2,11 @@ package sniff_test
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -281,6 +283,11 @@ func TestGzipOrLegacy(t *testing.T) {
 		{"gzip, then padding", append(gz("", []byte("short")), make([]byte, 20000)...), sniff.Gzip},
 		{"gzip with a long name", gz(strings.Repeat("n", 2000), random[:1000]), sniff.Gzip},
 		{"gzip with a name past the probe", gz(strings.Repeat("n", 40000), nil), sniff.Gzip},
+		{"gzip with extra fields (bgzip)", gzExtra(bytes.Repeat([]byte("x"), 300), random[:1000]), sniff.Gzip},
+		{"gzip with a header CRC", gzHCRC(t, []byte("hello")), sniff.Gzip},
+		// p2m 0x88b1f: 1f 8b 08 00, a gzip header as far as its flags go;
+		// only its "deflate data" tell.
+		{"legacy, p2m 0x88b1f", append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0}, append(bytes.Repeat([]byte{0xff}, 8), make([]byte, 4096)...)...), sniff.Legacy},
 		{"legacy, 64-bit", append(legacy64, make([]byte, 4096)...), sniff.Legacy},
 		{"legacy, 32-bit", append(legacy32, random[:4096]...), sniff.Legacy},
 	} {
@@ -289,4 +296,43 @@ func TestGzipOrLegacy(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", c.name, info.Kind, err, c.want)
 		}
 	}
+}
+
+// gzExtra is gzip with an FEXTRA field, as bgzip writes.
+func gzExtra(extra, data []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Extra = extra
+	zw.Write(data)
+	zw.Close()
+	return b.Bytes()
+}
+
+// gzHCRC is gzip with FHCRC set (which Go's writer never sets): the
+// header, its CRC-16, and data as a stored deflate block.
+func gzHCRC(t *testing.T, data []byte) []byte {
+	t.Helper()
+	h := []byte{0x1f, 0x8b, 8, 2, 0, 0, 0, 0, 0, 255}
+	crc := crc32.ChecksumIEEE(h)
+	out := append(h, byte(crc), byte(crc>>8))
+	var d bytes.Buffer
+	fw, err := flate.NewWriter(&d, flate.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(data)
+	fw.Close()
+	out = append(out, d.Bytes()...)
+	var tail [8]byte
+	binary.LittleEndian.PutUint32(tail[:], crc32.ChecksumIEEE(data))
+	binary.LittleEndian.PutUint32(tail[4:], uint32(len(data)))
+	out = append(out, tail[:]...)
+	zr, err := gzip.NewReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("the hand-made gzip: %v", err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the hand-made gzip reads %q, %v", got, err)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -164,6 +165,11 @@ func TestRecordsBounded(t *testing.T) {
 	if err := b.SetRecord(rec); !errors.Is(err, stream.ErrLimit) {
 		t.Fatalf("second record: %v, want ErrLimit", err)
 	}
+	// Padding counts: a 41-octet body takes 64 octets, 120 with the first.
+	maxRecordsFile = 119
+	if err := b.SetRecord(domain.Record{Layer: domain.Libxl, Type: 3, Body: make([]byte, 41)}); !errors.Is(err, stream.ErrLimit) {
+		t.Fatalf("a padded record past the limit: %v, want ErrLimit", err)
+	}
 }
 
 // Too many pfns for the memory file is a limit of the stream's.
@@ -195,6 +201,10 @@ func TestOpenSeesOneCopy(t *testing.T) {
 		if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1, Config: []byte(config)}); err != nil {
 			t.Fatal(err)
 		}
+		page := bytes.Repeat([]byte{body}, stream.PageSize)
+		if err := b.SetPages([]uint64{stream.PFNWord(0, stream.PageNotab)}, page); err != nil {
+			t.Fatal(err)
+		}
 		if err := b.SetRecord(domain.Record{Layer: domain.Libxl, Type: 3, Body: []byte{0, 0, 0, 0, 0, 0, 0, 0, body}}); err != nil {
 			t.Fatal(err)
 		}
@@ -215,5 +225,10 @@ func TestOpenSeesOneCopy(t *testing.T) {
 	}
 	if len(recs) != 1 || recs[0].Body[8] != 1 || string(src.Info().Config) != "one" {
 		t.Fatalf("read %v, config %q; want the first copy's", recs, src.Info().Config)
+	}
+	types := make([]stream.PageType, 1)
+	data := make([]byte, stream.PageSize)
+	if _, err := src.ReadPages(0, types, data); err != nil || data[0] != 1 || data[stream.PageSize-1] != 1 {
+		t.Fatalf("page 0 of the replaced copy: %v, %d; want the first copy's, all 1", err, data[0])
 	}
 }

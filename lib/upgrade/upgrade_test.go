@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -252,6 +253,14 @@ func TestErrors(t *testing.T) {
 		var fe *stream.FormatError
 		return errors.Is(err, io.ErrUnexpectedEOF) && errors.As(err, &fe) && fe.Offset == int64(off)
 	}
+	// compressed: refused as input no reader here takes, with the hint
+	// to decompress it first.
+	compressed := func(err error) bool {
+		var fe *stream.FormatError
+		var h interface{ Hint() string }
+		return errors.Is(err, stream.ErrUnsupported) && errors.As(err, &fe) && fe.Type == "input" &&
+			errors.As(err, &h) && h.Hint() == "decompress it first"
+	}
 	for _, tc := range []struct {
 		name  string
 		in    []byte
@@ -259,7 +268,10 @@ func TestErrors(t *testing.T) {
 		check func(error) bool
 	}{
 		{"empty", nil, Options{}, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
-		{"zstd", []byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0, 0, 0}, Options{}, func(err error) bool { return errors.Is(err, stream.ErrUnsupported) }},
+		{"zstd", []byte{0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0, 0, 0}, Options{}, compressed},
+		{"gzip", gzipped(pv32), Options{}, compressed},
+		{"xz", []byte{0xFD, '7', 'z', 'X', 'Z', 0, 0, 0, 0, 0}, Options{}, compressed},
+		{"bzip2", []byte("BZh91AY&SY\x00\x00"), Options{}, compressed},
 		{"-x without xl header", pv32, Options{XL: true}, func(err error) bool { return errors.Is(err, stream.ErrCorrupt) }},
 		{"-w 64 on a 32-bit stream", pv32, Options{Width: 64}, func(err error) bool { return errors.Is(err, stream.ErrLimit) }},
 		{"-g hvm on a PV stream", pv32, Options{Guest: legacy.GuestHVM}, func(err error) bool { return errors.Is(err, stream.ErrLimit) }},
@@ -289,4 +301,12 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func gzipped(b []byte) []byte {
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
 }
