@@ -151,7 +151,7 @@ func (o *Output) Commit() error {
 	}
 	err := o.f.Chmod(mode)
 	if err == nil {
-		err = o.f.Sync()
+		err = syncFile(o.f)
 	}
 	if err == nil {
 		err = o.f.Close()
@@ -162,7 +162,7 @@ func (o *Output) Commit() error {
 	}
 	o.f = nil
 	done := forget(o.tmp)
-	err = os.Rename(o.tmp, o.final)
+	err = renameFile(o.tmp, o.final)
 	if err == nil {
 		sigs.committed = true
 	}
@@ -173,7 +173,7 @@ func (o *Output) Commit() error {
 	}
 	d, err := os.Open(filepath.Dir(o.final))
 	if err == nil {
-		err = d.Sync()
+		err = syncFile(d)
 		d.Close()
 	}
 	if err != nil {
@@ -181,6 +181,13 @@ func (o *Output) Commit() error {
 	}
 	return nil
 }
+
+// The syncs and the rename of Commit, which must come in their order:
+// variables, so that a test can watch the order, and make one fail.
+var (
+	syncFile   = (*os.File).Sync
+	renameFile = os.Rename
+)
 
 // NotDurableError is Commit's error when the file is in place, complete,
 // but its directory could not be synced: a crash might yet lose the new

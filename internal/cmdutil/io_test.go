@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -158,5 +160,68 @@ func TestDiscards(t *testing.T) {
 			t.Errorf("%s: Discards() = %v", c.path, got)
 		}
 		o.Abort()
+	}
+}
+
+// Commit syncs the file before its rename and the directory after it; a
+// failed file sync leaves nothing, a failed directory sync leaves the
+// file in place and says it may not last.
+func TestCommitOrder(t *testing.T) {
+	defer func(s func(*os.File) error, r func(string, string) error) { syncFile, renameFile = s, r }(syncFile, renameFile)
+	var log []string
+	failSync := func(name string) bool { return false }
+	syncFile = func(f *os.File) error {
+		name := filepath.Base(f.Name())
+		log = append(log, "sync "+name)
+		if failSync(name) {
+			return errors.New("injected sync failure")
+		}
+		return f.Sync()
+	}
+	renameFile = func(from, to string) error {
+		log = append(log, "rename to "+filepath.Base(to))
+		return os.Rename(from, to)
+	}
+	dir := t.TempDir()
+	final := filepath.Join(dir, "out")
+	commit := func() (tmp string, err error) {
+		log = nil
+		o, err := CreateOutput(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Write([]byte("stream")); err != nil {
+			t.Fatal(err)
+		}
+		tmp = filepath.Base(o.TempPath())
+		return tmp, o.Commit()
+	}
+
+	tmp, err := commit()
+	if want := []string{"sync " + tmp, "rename to out", "sync " + filepath.Base(dir)}; err != nil || !slices.Equal(log, want) {
+		t.Fatalf("%v: %q, want %q", err, log, want)
+	}
+	os.Remove(final)
+
+	failSync = func(name string) bool { return name == filepath.Base(dir) }
+	_, err = commit()
+	var nd *NotDurableError
+	if !errors.As(err, &nd) {
+		t.Fatalf("directory sync fails: %v, want a NotDurableError", err)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "stream" {
+		t.Fatalf("directory sync fails: the file holds %q", b)
+	}
+	os.Remove(final)
+
+	failSync = func(name string) bool { return strings.HasPrefix(name, ".out.tmp-") }
+	if _, err = commit(); err == nil {
+		t.Fatal("file sync fails: Commit succeeded")
+	}
+	if slices.Contains(log, "rename to out") {
+		t.Fatalf("file sync fails: renamed anyway: %q", log)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("file sync fails: left %v", left)
 	}
 }
