@@ -301,13 +301,13 @@ func (b *builder) commit() (err error) {
 		return err
 	}
 	for _, f := range []*os.File{b.types, b.memory, b.recf} {
-		if err := f.Sync(); err != nil {
+		if err := syncFile(f); err != nil {
 			return err
 		}
 	}
 	for _, n := range []string{"info.json", "config"} {
 		if f, err := os.Open(filepath.Join(b.dir, n)); err == nil {
-			err = f.Sync()
+			err = syncFile(f)
 			f.Close()
 			if err != nil {
 				return err
@@ -315,7 +315,7 @@ func (b *builder) commit() (err error) {
 		}
 	}
 	final := strings.TrimSuffix(b.dir, ".tmp")
-	if err := os.Rename(b.dir, final); err != nil {
+	if err := renamePath(b.dir, final); err != nil {
 		return err
 	}
 	b.dir = final
@@ -329,7 +329,7 @@ func (b *builder) commit() (err error) {
 	if err := os.Symlink(filepath.Join(dataDir, filepath.Base(final)), link); err != nil {
 		return err
 	}
-	if err := os.Rename(link, filepath.Join(b.s.root, b.name)); err != nil {
+	if err := renamePath(link, filepath.Join(b.s.root, b.name)); err != nil {
 		os.Remove(link)
 		return err
 	}

@@ -232,3 +232,58 @@ func TestOpenSeesOneCopy(t *testing.T) {
 		t.Fatalf("page 0 of the replaced copy: %v, %d; want the first copy's, all 1", err, data[0])
 	}
 }
+
+// A commit syncs every file of the copy before the copy is renamed into
+// place, the data directory after that, and the store's directory after
+// the name's link is swapped: a crash at any point leaves the old domain
+// or the new one, whole.
+func TestCommitOrder(t *testing.T) {
+	defer func(s func(*os.File) error, r func(string, string) error) { syncFile, renamePath = s, r }(syncFile, renamePath)
+	var log []string
+	syncFile = func(f *os.File) error {
+		log = append(log, "sync "+filepath.Base(f.Name()))
+		return f.Sync()
+	}
+	renamePath = func(from, to string) error {
+		log = append(log, "rename "+filepath.Base(from))
+		return os.Rename(from, to)
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create("vm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	log = nil
+	if _, err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	at := func(entry string) int {
+		t.Helper()
+		i := slices.Index(log, entry)
+		if i < 0 {
+			t.Fatalf("no %q in %q", entry, log)
+		}
+		return i
+	}
+	renameCopy := slices.IndexFunc(log, func(e string) bool { return strings.HasPrefix(e, "rename vm.") })
+	if renameCopy < 0 {
+		t.Fatalf("the copy was not renamed: %q", log)
+	}
+	for _, f := range []string{"types", "memory", "records", "info.json", "config"} {
+		if at("sync "+f) > renameCopy {
+			t.Errorf("%s synced after the copy's rename: %q", f, log)
+		}
+	}
+	if at("sync "+dataDir) < renameCopy {
+		t.Errorf("the data directory synced before the copy's rename: %q", log)
+	}
+	if at("sync "+filepath.Base(s.Root())) < at("rename .vm.link") {
+		t.Errorf("the store's directory synced before the link's swap: %q", log)
+	}
+}

@@ -261,10 +261,17 @@ func readInfo(dir string) (domain.Info, error) {
 
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
-		d.Sync()
+		syncFile(d)
 		d.Close()
 	}
 }
+
+// The syncs and renames of a commit, which must come in their order:
+// variables, so that a test can watch the order.
+var (
+	syncFile   = (*os.File).Sync
+	renamePath = os.Rename
+)
 
 // suffixBytes is how many random octets randomSuffix writes, in hex.
 const suffixBytes = 6
