@@ -260,10 +260,12 @@ func (b *builder) countPages() (uint64, error) {
 }
 
 func (b *builder) Commit() (domain.Info, error) {
-	if err := b.commit(); err != nil {
+	err := b.commit()
+	var nd *NotDurableError
+	if err != nil && !errors.As(err, &nd) {
 		return domain.Info{}, err
 	}
-	return b.info, nil
+	return b.info, err
 }
 
 func (b *builder) commit() (err error) {
@@ -319,7 +321,7 @@ func (b *builder) commit() (err error) {
 		return err
 	}
 	b.dir = final
-	syncDir(filepath.Join(b.s.root, dataDir))
+	dataErr := syncDir(filepath.Join(b.s.root, dataDir))
 	if !b.replace && b.s.Exists(b.name) {
 		return fmt.Errorf("%w: %s", domain.ErrExists, b.name)
 	}
@@ -333,15 +335,31 @@ func (b *builder) commit() (err error) {
 		os.Remove(link)
 		return err
 	}
-	syncDir(b.s.root)
+	rootErr := syncDir(b.s.root)
 	b.done = true
 	b.closeFiles()
 	if old != "" && old != final {
 		os.RemoveAll(old)
 	}
 	b.unlock()
+	if err := errors.Join(dataErr, rootErr); err != nil {
+		return &NotDurableError{Name: b.name, Err: err}
+	}
 	return nil
 }
+
+// NotDurableError is Commit's error when the domain is stored, whole and
+// in place, but a directory could not be synced: a crash might yet lose
+// it. Commit returns the domain's Info with it.
+type NotDurableError struct {
+	Name string
+	Err  error
+}
+
+func (e *NotDurableError) Error() string {
+	return fmt.Sprintf("store: domain %s is stored, but the store's directory could not be synced (a crash may yet lose it): %v", e.Name, e.Err)
+}
+func (e *NotDurableError) Unwrap() error { return e.Err }
 
 func (b *builder) closeFiles() {
 	for _, f := range []*os.File{b.types, b.memory, b.recf} {

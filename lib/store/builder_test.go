@@ -287,3 +287,36 @@ func TestCommitOrder(t *testing.T) {
 		t.Errorf("the store's directory synced before the link's swap: %q", log)
 	}
 }
+
+// A directory that cannot be synced after the copy is in place is
+// reported, with the domain's Info: stored, whole, but not durable yet.
+func TestCommitNotDurable(t *testing.T) {
+	defer func(s func(*os.File) error) { syncFile = s }(syncFile)
+	syncFile = func(f *os.File) error {
+		if filepath.Base(f.Name()) == dataDir {
+			return errors.New("injected sync failure")
+		}
+		return f.Sync()
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create("vm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.Commit()
+	var nd *NotDurableError
+	if !errors.As(err, &nd) || info.Name != "vm" {
+		t.Fatalf("Commit: %+v, %v; want vm's Info and a NotDurableError", info, err)
+	}
+	src, err := s.Open("vm")
+	if err != nil {
+		t.Fatalf("the domain is not in place: %v", err)
+	}
+	src.Close()
+}

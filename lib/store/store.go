@@ -259,11 +259,13 @@ func readInfo(dir string) (domain.Info, error) {
 	return info, nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		syncFile(d)
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return syncFile(d)
 }
 
 // The syncs and renames of a commit, which must come in their order:
