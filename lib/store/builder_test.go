@@ -320,3 +320,33 @@ func TestCommitNotDurable(t *testing.T) {
 	}
 	src.Close()
 }
+
+// A destroy whose unlinking cannot be synced keeps the data: a crash
+// must not leave a link to a half-removed copy.
+func TestDestroyNotDurable(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create("vm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	defer func(s func(*os.File) error) { syncFile = s }(syncFile)
+	syncFile = func(f *os.File) error { return errors.New("injected sync failure") }
+	if err := s.Destroy("vm"); err == nil {
+		t.Fatal("Destroy succeeded with its unlinking not synced")
+	}
+	if s.Exists("vm") {
+		t.Fatal("vm is still linked")
+	}
+	if copies, _ := os.ReadDir(filepath.Join(s.Root(), dataDir)); len(copies) != 1 {
+		t.Fatalf("vm's data: %v, want it kept", copies)
+	}
+}

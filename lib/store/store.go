@@ -185,7 +185,11 @@ func (s *Store) Destroy(name string) error {
 	if err := os.Remove(filepath.Join(s.root, name)); err != nil {
 		return err
 	}
-	syncDir(s.root)
+	// The link's removal must be on disk before the data goes: after a
+	// crash, a link to a half-removed copy would be a broken domain.
+	if err := syncDir(s.root); err != nil {
+		return fmt.Errorf("store: %s is removed from the store, but its directory could not be synced (%w); its data stays until the next writer or destroy of %s removes it", name, err, name)
+	}
 	err = os.RemoveAll(d)
 	s.removeLeftovers(name)
 	return err
