@@ -3,8 +3,6 @@ package main
 
 import (
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,9 +10,6 @@ import (
 )
 
 func main() {
-	// A reader that goes away (xstream-cat big.xl | head) is an error
-	// reported with exit status 1, not a silent death by SIGPIPE.
-	signal.Ignore(syscall.SIGPIPE)
 	cmdutil.Run(newApp())
 }
 

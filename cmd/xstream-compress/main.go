@@ -3,9 +3,6 @@
 package main
 
 import (
-	"os/signal"
-	"syscall"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
@@ -13,7 +10,6 @@ import (
 )
 
 func main() {
-	signal.Ignore(syscall.SIGPIPE)
 	cmdutil.Run(newApp())
 }
 

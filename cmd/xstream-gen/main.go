@@ -2,17 +2,12 @@
 package main
 
 import (
-	"os/signal"
-	"syscall"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
 )
 
 func main() {
-	// A closed pipe must be an error we report, not a silent death.
-	signal.Ignore(syscall.SIGPIPE)
 	cmdutil.Run(newApp())
 }
 

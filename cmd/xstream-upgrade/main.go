@@ -4,17 +4,12 @@
 package main
 
 import (
-	"os/signal"
-	"syscall"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/xstream/xstream/internal/cmdutil"
 )
 
 func main() {
-	// A closed stdout is an error to report (exit 1), not a silent death.
-	signal.Ignore(syscall.SIGPIPE)
 	cmdutil.Run(newApp())
 }
 

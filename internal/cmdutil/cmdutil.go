@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,6 +101,11 @@ func isIOError(err error) bool {
 // error as "name: message". urfave/cli's own exit handling is bypassed so
 // that wrapped errors keep their codes.
 func Run(app *cli.App) {
+	// A reader that goes away (xstream-cat big.xl | head) makes writes
+	// fail with EPIPE, an error reported with exit status 1, not a
+	// silent death by SIGPIPE; xl, which some commands run, inherits it
+	// ignored too, and fails and resumes a domain rather than die.
+	signal.Ignore(syscall.SIGPIPE)
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	app.HideHelpCommand = true
 	// Without this urfave/cli gives every command a "help" subcommand

@@ -256,14 +256,7 @@ func TestWalkNoChecksums(t *testing.T) {
 // Gzip's magic is two octets, which a legacy stream starts with when its
 // p2m size is 0x8b1f in its low half: gzip is what decodes as gzip.
 func TestGzipOrLegacy(t *testing.T) {
-	gz := func(name string, data []byte) []byte {
-		var b bytes.Buffer
-		zw := gzip.NewWriter(&b)
-		zw.Name = name
-		zw.Write(data)
-		zw.Close()
-		return b.Bytes()
-	}
+	gz := func(name string, data []byte) []byte { return gzipOf(gzip.Header{Name: name}, data) }
 	random := make([]byte, 200<<10)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range random {
@@ -283,7 +276,7 @@ func TestGzipOrLegacy(t *testing.T) {
 		{"gzip, then padding", append(gz("", []byte("short")), make([]byte, 20000)...), sniff.Gzip},
 		{"gzip with a long name", gz(strings.Repeat("n", 2000), random[:1000]), sniff.Gzip},
 		{"gzip with a name past the probe", gz(strings.Repeat("n", 40000), nil), sniff.Gzip},
-		{"gzip with extra fields (bgzip)", gzExtra(bytes.Repeat([]byte("x"), 300), random[:1000]), sniff.Gzip},
+		{"gzip with extra fields (bgzip)", gzipOf(gzip.Header{Extra: bytes.Repeat([]byte("x"), 300)}, random[:1000]), sniff.Gzip},
 		{"gzip with a header CRC", gzHCRC(t, []byte("hello")), sniff.Gzip},
 		// p2m 0x88b1f: 1f 8b 08 00, a gzip header as far as its flags go;
 		// only its "deflate data" tell.
@@ -298,11 +291,11 @@ func TestGzipOrLegacy(t *testing.T) {
 	}
 }
 
-// gzExtra is gzip with an FEXTRA field, as bgzip writes.
-func gzExtra(extra, data []byte) []byte {
+// gzipOf is data, gzipped with the header h.
+func gzipOf(h gzip.Header, data []byte) []byte {
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
-	zw.Extra = extra
+	zw.Header = h
 	zw.Write(data)
 	zw.Close()
 	return b.Bytes()

@@ -30,7 +30,7 @@ func (s *Store) Create(name string, replace bool) (domain.Builder, error) {
 		unlock()
 		return nil, fmt.Errorf("%w: %s (use --force to replace it)", domain.ErrExists, name)
 	}
-	s.removeLeftovers(name)
+	s.removeLeftovers(name) // best effort: what a crash left
 	id := name + "." + randomSuffix()
 	dir := filepath.Join(s.root, dataDir, id+".tmp")
 	if err := os.Mkdir(dir, 0o755); err != nil {

@@ -134,8 +134,8 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// newBuilder starts a writer of vm in a new store.
-func newBuilder(t *testing.T) domain.Builder {
+// newBuilder starts a writer of vm, a one-pfn PV domain, in a new store.
+func newBuilder(t *testing.T) (*Store, domain.Builder) {
 	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -146,7 +146,10 @@ func newBuilder(t *testing.T) domain.Builder {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Abort() })
-	return b
+	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return s, b
 }
 
 // The store takes no more records than it reads back, and says so as a
@@ -154,10 +157,7 @@ func newBuilder(t *testing.T) domain.Builder {
 func TestRecordsBounded(t *testing.T) {
 	defer func(n int64) { maxRecordsFile = n }(maxRecordsFile)
 	maxRecordsFile = 100
-	b := newBuilder(t)
-	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
-		t.Fatal(err)
-	}
+	_, b := newBuilder(t)
 	rec := domain.Record{Layer: domain.Libxl, Type: 3, Body: make([]byte, 40)} // 56 octets logged
 	if err := b.SetRecord(rec); err != nil {
 		t.Fatalf("first record: %v", err)
@@ -174,7 +174,7 @@ func TestRecordsBounded(t *testing.T) {
 
 // Too many pfns for the memory file is a limit of the stream's.
 func TestPFNsBounded(t *testing.T) {
-	b := newBuilder(t)
+	_, b := newBuilder(t)
 	info := domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: MaxPFNs}
 	if err := b.SetInfo(info); err != nil {
 		t.Fatalf("%#x pfns: %v", info.PFNs, err)
@@ -248,17 +248,7 @@ func TestCommitOrder(t *testing.T) {
 		log = append(log, "rename "+filepath.Base(from))
 		return os.Rename(from, to)
 	}
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Create("vm", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
-		t.Fatal(err)
-	}
+	s, b := newBuilder(t)
 	log = nil
 	if _, err := b.Commit(); err != nil {
 		t.Fatal(err)
@@ -298,17 +288,7 @@ func TestCommitNotDurable(t *testing.T) {
 		}
 		return f.Sync()
 	}
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Create("vm", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
-		t.Fatal(err)
-	}
+	s, b := newBuilder(t)
 	info, err := b.Commit()
 	var nd *NotDurableError
 	if !errors.As(err, &nd) || info.Name != "vm" {
@@ -324,17 +304,7 @@ func TestCommitNotDurable(t *testing.T) {
 // A destroy whose unlinking cannot be synced keeps the data: a crash
 // must not leave a link to a half-removed copy.
 func TestDestroyNotDurable(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Create("vm", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.SetInfo(domain.Info{Type: stream.DomainX86PV, PageShift: stream.PageShift, PFNs: 1}); err != nil {
-		t.Fatal(err)
-	}
+	s, b := newBuilder(t)
 	if _, err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -178,8 +178,7 @@ func (s *Store) Destroy(name string) error {
 		return err
 	}
 	defer unlock()
-	d, err := s.dir(name)
-	if err != nil {
+	if _, err := s.dir(name); err != nil { // not found, or a bad name
 		return err
 	}
 	if err := os.Remove(filepath.Join(s.root, name)); err != nil {
@@ -190,29 +189,31 @@ func (s *Store) Destroy(name string) error {
 	if err := syncDir(s.root); err != nil {
 		return fmt.Errorf("store: %s is removed from the store, but its directory could not be synced (%w); its data stays until the next writer or destroy of %s removes it", name, err, name)
 	}
-	err = os.RemoveAll(d)
-	s.removeLeftovers(name)
-	return err
+	return s.removeLeftovers(name) // its copy among them: no link names it now
 }
 
 // removeLeftovers removes, under name's lock, every copy of name's in the
 // data directory but the one its link names: what a writer or a destroy
 // that crashed left, temporary or committed (a crash between the link's
-// swap and the old copy's removal leaves a whole domain behind).
-func (s *Store) removeLeftovers(name string) {
+// swap and the old copy's removal leaves a whole domain behind). It
+// returns the first error.
+func (s *Store) removeLeftovers(name string) error {
 	current := ""
 	if target, err := os.Readlink(filepath.Join(s.root, name)); err == nil {
 		current = filepath.Base(target)
 	}
 	ents, err := os.ReadDir(filepath.Join(s.root, dataDir))
 	if err != nil {
-		return
+		return err
 	}
 	for _, e := range ents {
 		if e.Name() != current && isCopyOf(e.Name(), name) {
-			os.RemoveAll(filepath.Join(s.root, dataDir, e.Name()))
+			if rerr := os.RemoveAll(filepath.Join(s.root, dataDir, e.Name())); err == nil {
+				err = rerr
+			}
 		}
 	}
+	return err
 }
 
 // lock takes the writer lock of name, or fails at once with ErrLocked.

@@ -222,12 +222,7 @@ func prepare(r io.Reader, opts *Options) (*job, error) {
 		}
 	default:
 		if !j.opts.LegacyOnly {
-			short := false
-			if j.xlHdr != nil {
-				b, _ := src.Peek(8)
-				short = len(b) < 8
-			}
-			return nil, notStream(kind, j.xlHdr != nil, short, src.Offset())
+			return nil, notStream(kind, j.xlHdr != nil, src)
 		}
 	}
 	j.info.Unchanged = true
@@ -243,9 +238,9 @@ func versionAt(src *stream.Source, off int) uint32 {
 	return binary.BigEndian.Uint32(b[off:])
 }
 
-// notStream is the error for input of kind k at offset off: after an xl
-// header if afterXL, and short if fewer than 8 octets follow it.
-func notStream(k sniff.Kind, afterXL, short bool, off int64) error {
+// notStream is the error for input of kind k where src is: after an xl
+// header if afterXL.
+func notStream(k sniff.Kind, afterXL bool, src *stream.Source) error {
 	var err error
 	switch k {
 	case sniff.Empty:
@@ -256,10 +251,10 @@ func notStream(k sniff.Kind, afterXL, short bool, off int64) error {
 		err = stream.Corrupt("not a migration stream (%v input)", k)
 	}
 	if afterXL {
-		if short {
+		if b, _ := src.Peek(8); len(b) < 8 {
 			err = fmt.Errorf("too little follows the xl header to be a stream: %w", io.ErrUnexpectedEOF)
 		}
-		return &stream.FormatError{Layer: "xl", Offset: off, Index: -1, Type: "payload", Err: err}
+		return &stream.FormatError{Layer: "xl", Offset: src.Offset(), Index: -1, Type: "payload", Err: err}
 	}
 	return &stream.FormatError{Offset: 0, Index: -1, Type: "input", Err: err}
 }
